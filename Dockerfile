@@ -1,0 +1,14 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE PIP_NO_CACHE_DIR=1 HEED_INDEX_DIR=/var/heed/index
+WORKDIR /app
+# torch first, pinned to the CPU build: an unpinned torch pulls several GB of CUDA wheels.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY heed heed
+COPY indexer indexer
+COPY service service
+COPY models models
+COPY data data
+RUN pip install .
+EXPOSE 8000
+CMD ["heed", "serve", "--host", "0.0.0.0", "--port", "8000"]

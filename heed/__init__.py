@@ -1,0 +1,3 @@
+"""heed: self-hosted semantic search."""
+
+__version__ = "0.1.0"

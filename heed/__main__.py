@@ -1,0 +1,5 @@
+"""`python -m heed` is the `heed` command."""
+
+from heed.cli import main
+
+main()

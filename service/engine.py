@@ -1,0 +1,60 @@
+"""What a running service holds: models loaded once, and a searcher that follows the live index.
+
+Each request asks for the searcher; when ``CURRENT`` names a new generation (an indexer or a
+reindex job published one), the next request opens it, so requests switch between generations,
+never during one. Requests already running keep their old snapshot until they finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
+from heed.errors import IndexNotFound
+from heed.settings import Settings
+from heed.store import Reader, current_generation
+from service.search import Searcher
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.encoder: BiEncoder | None = None
+        self.reranker: Reranker | None = None
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    def load_models(self) -> None:
+        """Load and warm both models (the first call of each is slow), before serving."""
+        set_threads(self.settings.threads)
+        self.encoder = load_bi_encoder(self.settings.embed_model)
+        self.encoder.encode_queries(["warm up"])
+        if self.settings.rerank_model:
+            self.reranker = load_reranker(self.settings.rerank_model)
+            self.reranker.score("warm up", ["warm up"])
+
+    @property
+    def ready(self) -> bool:
+        return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+
+    def searcher(self) -> Searcher:
+        generation = current_generation(self.settings.index_dir)
+        if generation is None:
+            raise IndexNotFound(
+                f"no index in {self.settings.index_dir} yet; "
+                f"run `heed index PATH --index {self.settings.index_dir}`"
+            )
+        current = self._searcher
+        if current is not None and current.generation == generation:
+            return current
+        with self._lock:
+            if self._searcher is None or self._searcher.generation != generation:
+                if self.encoder is None:
+                    self.load_models()
+                reader = Reader(self.settings.index_dir, generation)
+                self._searcher = Searcher(reader, self.encoder, self.reranker, self.settings)  # type: ignore[arg-type]
+                log.info("serving index generation %d", generation)
+            return self._searcher

@@ -1,0 +1,38 @@
+"""Liveness and readiness, for people and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from heed.store import live_manifest
+from service.deps import EngineDep
+from service.schemas import ErrorResponse, HealthResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthResponse)
+def healthz(engine: EngineDep) -> HealthResponse:
+    """The process is alive; also says which index generation is live."""
+    manifest = live_manifest(engine.settings.index_dir)
+    if manifest is None:
+        return HealthResponse(status="no_index")
+    return HealthResponse(
+        status="ok",
+        generation=manifest.generation,
+        documents=manifest.documents,
+        passages=manifest.passages,
+        embed_model=manifest.embed_model,
+        rerank_model=engine.settings.rerank_model,
+    )
+
+
+@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
+def readyz(engine: EngineDep) -> HealthResponse | JSONResponse:
+    """503 until models are warm and an index is live."""
+    if not engine.ready:
+        from service.errors import error_response
+
+        return error_response(503, "not_ready", "models loading or no index yet")
+    return healthz(engine)

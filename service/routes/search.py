@@ -1,0 +1,72 @@
+"""Search endpoints. Sync handlers: FastAPI runs them in its threadpool, off the event loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from heed.settings import Mode
+from service.deps import SearcherDep
+from service.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
+from service.search import Outcome
+
+router = APIRouter(tags=["search"])
+ERRORS = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+
+@router.post("/search", response_model=SearchResponse, responses=ERRORS)
+def search(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
+    """Passages most relevant to a plain-language query, best first."""
+    started = time.perf_counter()
+    outcome = searcher.search(
+        body.query,
+        body.k,
+        mode=body.mode,
+        rerank=body.rerank,
+        candidates=body.candidates,
+        filters=body.filters,
+        collapse=body.collapse,
+    )
+    return to_response(outcome, started, searcher.generation)
+
+
+@router.get("/search", response_model=SearchResponse, responses=ERRORS)
+def search_get(
+    searcher: SearcherDep,
+    q: Annotated[str, Query(min_length=1, max_length=1000, description="the query")],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    mode: Mode | None = None,
+    rerank: bool | None = None,
+) -> SearchResponse:
+    """The same search for a browser or curl: ``/search?q=...&k=5``."""
+    body = SearchRequest(query=q, k=k, mode=mode, rerank=rerank)
+    return search(body, searcher)
+
+
+def to_response(outcome: Outcome, started: float, generation: int) -> SearchResponse:
+    results = [
+        SearchResult(
+            doc_id=h.passage.doc_id,
+            passage_id=h.passage.passage_id,
+            title=h.passage.title,
+            text=h.passage.text,
+            start=h.passage.start,
+            end=h.passage.end,
+            score=h.score,
+            dense_score=h.dense_score,
+            keyword_score=h.keyword_score,
+            rerank_score=h.rerank_score,
+            metadata=h.passage.metadata,
+        )
+        for h in outcome.hits
+    ]
+    return SearchResponse(
+        results=results,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        mode=outcome.mode,
+        reranked=outcome.reranked,
+        timings_ms=outcome.timings_ms,
+        generation=generation,
+    )

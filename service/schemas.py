@@ -1,0 +1,90 @@
+"""The HTTP contract: every request and response body, as pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from heed.settings import Mode
+
+FilterValue = str | int | float | bool
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=1000, examples=["how do I read a csv file"])
+    k: int = Field(10, ge=1, le=100, description="results to return")
+    candidates: int | None = Field(
+        None, ge=1, le=1000, description="first-stage hits the cross-encoder re-ranks"
+    )
+    rerank: bool | None = Field(None, description="re-rank with the cross-encoder (default: on)")
+    mode: Mode | None = Field(None, description="hybrid (default), dense or keyword")
+    filters: dict[str, FilterValue] = Field(
+        default_factory=dict, description="metadata field -> required value"
+    )
+    collapse: bool = Field(True, description="one result (the best passage) per document")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is empty or whitespace")
+        return value
+
+
+class SearchResult(BaseModel):
+    doc_id: str
+    passage_id: int
+    title: str
+    text: str = Field(description="the passage text")
+    start: int = Field(description="character offset of the passage in its document")
+    end: int
+    score: float = Field(description="final score (higher is better; comparable within a query)")
+    dense_score: float | None = Field(None, description="cosine similarity to the query")
+    keyword_score: float | None = Field(None, description="BM25, if keyword search found it")
+    rerank_score: float | None = Field(None, description="cross-encoder score, if re-ranked")
+    metadata: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    took_ms: float
+    mode: Mode
+    reranked: bool
+    timings_ms: dict[str, float] = Field(description="time per stage: embed, retrieve, rerank")
+    generation: int = Field(description="index generation that answered")
+
+
+class PassageRef(BaseModel):
+    passage_id: int
+    ord: int
+    start: int
+    end: int
+
+
+class DocumentResponse(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+    metadata: dict[str, Any]
+    updated_at: str
+    passages: list[PassageRef]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    generation: int | None = None
+    documents: int | None = None
+    passages: int | None = None
+    embed_model: str | None = None
+    rerank_model: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

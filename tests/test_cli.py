@@ -1,0 +1,65 @@
+"""The `heed` command, run as users run it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from heed.cli import app
+
+from .conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def heed(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "heed", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("index", "serve", "search", "eval", "train-reranker"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", ["index", "serve", "search", "eval", "train-reranker"])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_index_then_search_from_the_terminal(tmp_path):
+    index_dir = str(tmp_path / "idx")
+    first = heed("index", str(FIXTURES / "formats"), "--index", index_dir)
+    assert first.returncode == 0, first.stderr
+    assert "7 documents: 7 added" in first.stdout
+    again = heed("index", str(FIXTURES / "formats"), "--index", index_dir)
+    assert "0 passages embedded" in again.stdout and "unchanged" in again.stdout
+    found = heed("search", "how hot should water be for green tea", "--index", index_dir, "-k", "2")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.index("notes.txt") < found.stdout.index("2 ")
+
+
+def test_bad_input_is_a_one_line_error_with_file_and_line(tmp_path):
+    result = heed("index", str(FIXTURES / "broken" / "bad_json.jsonl"), "--index", str(tmp_path))
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "bad_json.jsonl:3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_skip_errors_indexes_the_good_records(tmp_path):
+    path = str(FIXTURES / "broken" / "bad_json.jsonl")
+    result = heed("index", path, "--index", str(tmp_path), "--skip-errors")
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stderr and "3 documents: 3 added" in result.stdout
+
+
+def test_search_without_an_index_says_how_to_build_one(tmp_path):
+    result = heed("search", "anything", "--index", str(tmp_path / "none"))
+    assert result.returncode == 1 and "heed index" in result.stderr

@@ -39,13 +39,13 @@ class Settings(BaseSettings):
     )
 
     mode: Mode = "hybrid"
-    fusion: Fusion = "rrf"
+    fusion: Fusion = Field("weighted", description="rrf or weighted (min-max, dense_weight)")
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: dense share")
     rerank: bool = True
-    candidates: int = Field(30, ge=1, le=1000, description="fused hits handed to the re-ranker")
+    candidates: int = Field(20, ge=1, le=1000, description="fused hits handed to the re-ranker")
     rerank_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
+        0.4, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
     )
 
     chunk_tokens: int = Field(200, ge=16, description="passage length in bi-encoder tokens")

@@ -167,3 +167,14 @@ def test_live_server_switches_to_a_new_generation_between_requests(writable_sett
         after = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()
     assert after["generation"] == before["generation"] + 1
     assert after["results"][0]["doc_id"] == "bird-1"
+
+
+def test_metrics_count_requests_by_route_and_time_search_stages(client):
+    client.post("/search", json={"query": "parse a date string"})
+    client.get("/documents/no-such-doc")
+    text = client.get("/metrics").text
+    assert 'heed_requests_total{method="POST",route="/search",status="200"}' in text
+    assert 'route="/documents/{doc_id:path}",status="404"' in text
+    for stage in ("embed", "retrieve", "rerank"):
+        assert f'heed_search_stage_seconds_count{{stage="{stage}"}}' in text
+    assert "heed_index_documents 26.0" in text

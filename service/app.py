@@ -12,6 +12,7 @@ from heed import __version__
 from heed.settings import Settings
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.metrics import Metrics, install_metrics
 from service.routes import documents, health, search
 
 
@@ -32,7 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.metrics = Metrics()
     install_error_handlers(app)
+    install_metrics(app, app.state.metrics)
     for module in (search, documents, health):
         app.include_router(module.router)
     return app

@@ -13,7 +13,7 @@ import threading
 from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
 from heed.settings import Settings
-from heed.store import Reader, current_generation
+from heed.store import Reader, current_generation, live_manifest
 from service.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,15 @@ class Engine:
     @property
     def ready(self) -> bool:
         return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+
+    def live_counts(self) -> tuple[int, int, int] | None:
+        """(generation, documents, passages) of the live index, if any."""
+        manifest = live_manifest(self.settings.index_dir)
+        return (
+            None
+            if manifest is None
+            else (manifest.generation, manifest.documents, manifest.passages)
+        )
 
     def searcher(self) -> Searcher:
         generation = current_generation(self.settings.index_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from heed.settings import Mode
 from service.deps import SearcherDep
@@ -17,7 +17,7 @@ ERRORS = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)
-def search(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
+def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> SearchResponse:
     """Passages most relevant to a plain-language query, best first."""
     started = time.perf_counter()
     outcome = searcher.search(
@@ -29,12 +29,14 @@ def search(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
         filters=body.filters,
         collapse=body.collapse,
     )
+    request.app.state.metrics.observe_search(outcome.timings_ms)
     return to_response(outcome, started, searcher.generation)
 
 
 @router.get("/search", response_model=SearchResponse, responses=ERRORS)
 def search_get(
     searcher: SearcherDep,
+    request: Request,
     q: Annotated[str, Query(min_length=1, max_length=1000, description="the query")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Mode | None = None,
@@ -42,7 +44,7 @@ def search_get(
 ) -> SearchResponse:
     """The same search for a browser or curl: ``/search?q=...&k=5``."""
     body = SearchRequest(query=q, k=k, mode=mode, rerank=rerank)
-    return search(body, searcher)
+    return search(body, searcher, request)
 
 
 def to_response(outcome: Outcome, started: float, generation: int) -> SearchResponse:

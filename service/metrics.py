@@ -1,0 +1,98 @@
+"""Prometheus metrics and one structured log line per request.
+
+Route labels use the route template (``/documents/{doc_id}``), never the raw path, so a crawler
+cannot blow up the metric cardinality.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger("heed.access")
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One registry per app, so several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "heed_requests_total",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "heed_request_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.stage = Histogram(
+            "heed_search_stage_seconds",
+            "search latency by stage (embed, retrieve, rerank)",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.documents = Gauge(
+            "heed_index_documents", "documents in the live index", registry=self.registry
+        )
+        self.passages = Gauge(
+            "heed_index_passages", "passages in the live index", registry=self.registry
+        )
+        self.generation = Gauge(
+            "heed_index_generation", "live index generation", registry=self.registry
+        )
+
+    def observe_search(self, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self.stage.labels(stage).observe(ms / 1000)
+
+
+def install_metrics(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            seconds = time.perf_counter() - started
+            route = request.scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            metrics.requests.labels(name, request.method, str(status)).inc()
+            metrics.latency.labels(name, request.method).observe(seconds)
+            log.info(
+                "request method=%s route=%s status=%d duration_ms=%.1f",
+                request.method,
+                name,
+                status,
+                seconds * 1000,
+            )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        engine = request.app.state.engine
+        counts = engine.live_counts()
+        if counts:
+            metrics.generation.set(counts[0])
+            metrics.documents.set(counts[1])
+            metrics.passages.set(counts[2])
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

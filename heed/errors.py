@@ -63,3 +63,15 @@ class UnknownFilterField(InvalidInput):
     """A search filter names a metadata field that no document has."""
 
     code = "unknown_filter_field"
+
+
+class Unauthorized(HeedError):
+    """No API key was sent where one is required."""
+
+    code, status = "unauthorized", 401
+
+
+class Forbidden(HeedError):
+    """The API key is wrong, or the action is disabled by configuration."""
+
+    code, status = "forbidden", 403

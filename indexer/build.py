@@ -129,6 +129,30 @@ def build_index(
     return stats
 
 
+def delete_documents(
+    doc_ids: Iterable[str], settings: Settings, encoder: BiEncoder | None = None
+) -> BuildStats:
+    """Remove documents (their passages, vectors and keyword rows) as one new generation."""
+    started = time.monotonic()
+    encoder = encoder or load_bi_encoder(settings.embed_model)
+    stats = BuildStats()
+    with Writer(
+        settings.index_dir,
+        embed_model=encoder.name,
+        dimension=encoder.dim,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        keep=settings.keep_generations,
+    ) as writer:
+        for doc_id in doc_ids:
+            writer.delete(doc_id)  # DocumentNotFound aborts the whole batch
+            stats.removed += 1
+        manifest = writer.commit(rerank_model=settings.rerank_model)
+    stats.generation, stats.published = manifest.generation, True
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
 def _embed(
     writer: Writer,
     encoder: BiEncoder,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
@@ -17,6 +19,7 @@ from heed.store import Reader, current_generation, live_manifest
 from service.search import Searcher
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Engine:
@@ -26,6 +29,7 @@ class Engine:
         self.reranker: Reranker | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
@@ -39,6 +43,11 @@ class Engine:
     @property
     def ready(self) -> bool:
         return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+
+    def write(self, change: Callable[[], T]) -> T:
+        """Run an index change; writes from this process queue here instead of failing busy."""
+        with self._write_lock:
+            return change()
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""

@@ -88,3 +88,33 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class DocumentBody(BaseModel):
+    title: str = Field("", max_length=1000)
+    text: str = Field(min_length=1, max_length=1_000_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty or whitespace")
+        return value
+
+
+class DocumentIn(DocumentBody):
+    id: str = Field(min_length=1, max_length=512)
+
+
+class DocumentsUpsert(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=1000)
+
+
+class WriteResponse(BaseModel):
+    generation: int | None = Field(description="index generation now live")
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    passages_embedded: int = 0

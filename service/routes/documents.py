@@ -1,20 +1,85 @@
-"""Reading documents by their own ids."""
+"""Documents by their own ids: read (search access) and write (admin key).
+
+A write builds and publishes a new index generation through the indexer, so a search sees a
+document either wholly old or wholly new; unchanged content (same hash) is not re-embedded.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from service.deps import SearcherDep
-from service.schemas import DocumentResponse, ErrorResponse
+from heed.records import Document
+from indexer.build import BuildStats, build_index, delete_documents
+from service.auth import AdminDep, require_reader
+from service.deps import EngineDep, SearcherDep
+from service.schemas import (
+    DocumentBody,
+    DocumentResponse,
+    DocumentsUpsert,
+    ErrorResponse,
+    WriteResponse,
+)
 
 router = APIRouter(tags=["documents"])
+ERRORS = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
 
 
 @router.get(
     "/documents/{doc_id:path}",
     response_model=DocumentResponse,
-    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses=ERRORS,
+    dependencies=[Depends(require_reader)],
 )
 def get_document(doc_id: str, searcher: SearcherDep) -> DocumentResponse:
     """A whole document, with the character spans of its passages."""
     return DocumentResponse.model_validate(searcher.reader.document(doc_id))
+
+
+@router.post("/documents", response_model=WriteResponse, responses=ERRORS)
+def upsert_documents(body: DocumentsUpsert, engine: EngineDep, _: AdminDep) -> WriteResponse:
+    """Insert or replace documents (one new generation for the whole batch)."""
+    docs = [
+        Document(
+            doc_id=d.id, title=d.title, text=d.text, metadata=d.metadata, source=f"request[{i}]"
+        )
+        for i, d in enumerate(body.documents)
+    ]
+    return _written(
+        engine.write(lambda: build_index(docs, engine.settings, encoder=engine.encoder))
+    )
+
+
+@router.put("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
+def put_document(doc_id: str, body: DocumentBody, engine: EngineDep, _: AdminDep) -> WriteResponse:
+    """Create or replace one document."""
+    doc = Document(
+        doc_id=doc_id, title=body.title, text=body.text, metadata=body.metadata, source="request"
+    )
+    return _written(
+        engine.write(lambda: build_index([doc], engine.settings, encoder=engine.encoder))
+    )
+
+
+@router.delete("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
+def delete_document(doc_id: str, engine: EngineDep, _: AdminDep) -> WriteResponse:
+    """Remove a document; it can no longer be found, by keyword or by vector."""
+    return _written(
+        engine.write(lambda: delete_documents([doc_id], engine.settings, encoder=engine.encoder))
+    )
+
+
+def _written(stats: BuildStats) -> WriteResponse:
+    return WriteResponse(
+        generation=stats.generation,
+        added=stats.added,
+        updated=stats.updated,
+        unchanged=stats.unchanged,
+        removed=stats.removed,
+        passages_embedded=stats.passages_embedded,
+    )

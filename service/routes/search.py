@@ -5,15 +5,21 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from heed.settings import Mode
+from service.auth import require_reader
 from service.deps import SearcherDep
 from service.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
 from service.search import Outcome
 
-router = APIRouter(tags=["search"])
-ERRORS = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
+ERRORS = {
+    401: {"model": ErrorResponse},
+    403: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)

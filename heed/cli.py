@@ -142,20 +142,28 @@ def serve(
     """Serve the HTTP API; with no index yet, index the shipped corpus (data/) first."""
     import uvicorn
 
+    from heed.log import configure_logging
     from heed.store import current_generation
     from service.app import create_app
 
     settings = settings_with(index_dir=index_dir, host=host, port=port)
     if current_generation(settings.index_dir) is None:
-        data = settings.data_dir
-        if not data.exists():
+        data = settings.corpus
+        if not data.exists():  # started outside the checkout: the corpus shipped with heed
             from heed.encoders import PROJECT_ROOT
 
-            data = PROJECT_ROOT / "data"
+            data = PROJECT_ROOT / settings.corpus
         err.print(f"no index in {settings.index_dir}: indexing {data} first")
         run_index([data], settings)
     err.print(f"serving http://{settings.host}:{settings.port}  (API docs: /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    configure_logging("INFO")  # heed.access writes one line per request (route, status, ms)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @app.command()

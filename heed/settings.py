@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     )
 
     index_dir: Path = Path("var/index")
-    data_dir: Path = Field(
-        Path("data"), description="corpus indexed by `heed serve` on first start"
+    corpus: Path = Field(
+        Path("data/python-docs.jsonl"), description="indexed by `heed serve` on first start"
     )
 
     embed_model: str = Field(

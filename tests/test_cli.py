@@ -63,3 +63,41 @@ def test_skip_errors_indexes_the_good_records(tmp_path):
 def test_search_without_an_index_says_how_to_build_one(tmp_path):
     result = heed("search", "anything", "--index", str(tmp_path / "none"))
     assert result.returncode == 1 and "heed index" in result.stderr
+
+
+def test_serve_with_no_index_indexes_the_corpus_first_then_answers(tmp_path):
+    import time
+
+    import httpx
+
+    from .conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "HEED_CORPUS": str(FIXTURES / "formats" / "records.csv")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "heed",
+        "serve",
+        "--index",
+        str(tmp_path / "idx"),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.3)
+        body = httpx.get(f"{url}/search", params={"q": "bird that sleeps while flying"}).json()
+        assert body["results"][0]["doc_id"] == "bird-2"
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert b"indexing" in stderr and b"route=/search status=200" in stderr

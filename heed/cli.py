@@ -196,6 +196,74 @@ def search(
     out.print(table)
 
 
+@app.command()
+def reindex(
+    source: Annotated[
+        Path | None, typer.Argument(help="file or folder (default: HEED_CORPUS)")
+    ] = None,
+    index_dir: IndexOpt = None,
+    embed_model: Annotated[str | None, typer.Option(help="bi-encoder for the new index")] = None,
+) -> None:
+    """Rebuild the index beside the live one and switch to it (the admin job, from the CLI)."""
+    import uuid
+
+    from indexer.jobs import Job, JobState, run_reindex
+
+    settings = settings_with(index_dir=index_dir)
+    source = source or settings.corpus
+    job = Job(
+        id=uuid.uuid4().hex[:12],
+        source=str(source),
+        embed_model=embed_model or settings.embed_model,
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("passages", total=None)
+        run_reindex(
+            job,
+            settings,
+            on_update=lambda j: bar.update(
+                task, completed=j.passages_done, total=j.passages_total or None
+            ),
+        )
+    if job.state != JobState.succeeded:
+        raise HeedError(f"reindex {job.state}: {job.error}")
+    out.print(f"reindexed {job.documents_done} documents into generation {job.generation}")
+
+
+@app.command()
+def jobs(
+    url: Annotated[str | None, typer.Option(help="service URL (default: from settings)")] = None,
+) -> None:
+    """List the running service's recent jobs (needs HEED_ADMIN_KEY)."""
+    import httpx
+
+    settings = Settings()
+    url = url or f"http://{settings.host}:{settings.port}"
+    if settings.admin_key is None:
+        raise HeedError("set HEED_ADMIN_KEY to the service's admin key")
+    headers = {"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"}
+    try:
+        r = httpx.get(f"{url}/admin/jobs", headers=headers, timeout=10)
+    except httpx.TransportError as exc:
+        raise HeedError(f"no heed service at {url} ({exc})") from None
+    if r.status_code != 200:
+        raise HeedError(f"{url}: {r.json().get('error', {}).get('message', r.text)}")
+    table = Table(title=f"jobs at {url}")
+    for col in ("id", "state", "passages", "passages/s", "eta s", "started", "error"):
+        table.add_column(col)
+    for j in r.json()["jobs"]:
+        table.add_row(
+            j["id"],
+            j["state"],
+            f"{j['passages_done']}/{j['passages_total']}",
+            str(j["passages_per_s"] or ""),
+            str(j["eta_s"] or ""),
+            str(j["started_at"] or ""),
+            j["error"] or "",
+        )
+    out.print(table)
+
+
 @app.command("eval")
 def eval_(
     collection_dir: Annotated[

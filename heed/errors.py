@@ -75,3 +75,21 @@ class Forbidden(HeedError):
     """The API key is wrong, or the action is disabled by configuration."""
 
     code, status = "forbidden", 403
+
+
+class JobNotFound(HeedError):
+    """No job with that id (jobs are kept in memory, the most recent ones only)."""
+
+    code, status = "job_not_found", 404
+
+
+class JobConflict(HeedError):
+    """A reindex job is already queued or running; one at a time."""
+
+    code, status = "job_running", 409
+
+
+class JobCancelled(HeedError):
+    """Raised inside a job when it is cancelled; the new generation is discarded."""
+
+    code, status = "job_cancelled", 409

@@ -47,7 +47,7 @@ class BuildStats:
 
 
 ProgressFn = Callable[[BuildProgress], None]
-EMBED_CHUNK = 1024  # passages embedded (and added to FAISS) per progress update
+EMBED_CHUNK = 256  # passages per progress update (also how soon a cancel is noticed)
 
 
 def chunker_for(encoder: BiEncoder, settings: Settings) -> Chunker:

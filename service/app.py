@@ -13,7 +13,7 @@ from heed.settings import Settings
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics, install_metrics
-from service.routes import documents, health, search
+from service.routes import admin, documents, health, search
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app)
     install_metrics(app, app.state.metrics)
-    for module in (search, documents, health):
+    for module in (search, documents, health, admin):
         app.include_router(module.router)
     return app

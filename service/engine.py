@@ -16,6 +16,7 @@ from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, s
 from heed.errors import IndexNotFound
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
+from indexer.jobs import JobRunner, JobState
 from service.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,22 @@ class Engine:
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self.jobs = JobRunner(settings)
+
+    def _encoder_for(self, reader: Reader) -> BiEncoder:
+        """The configured bi-encoder, or the one a reindex job of this process switched to.
+
+        The job has already loaded its model (``load_bi_encoder`` caches per name), so the
+        first search on a re-modelled generation does not wait and never sees a mismatch.
+        """
+        built_with = reader.manifest.embed_model
+        assert self.encoder is not None
+        if built_with != self.encoder.name and any(
+            j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
+            for j in self.jobs.list()
+        ):
+            self.encoder = load_bi_encoder(built_with)
+        return self.encoder
 
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
@@ -73,6 +90,7 @@ class Engine:
                 if self.encoder is None:
                     self.load_models()
                 reader = Reader(self.settings.index_dir, generation)
-                self._searcher = Searcher(reader, self.encoder, self.reranker, self.settings)  # type: ignore[arg-type]
+                encoder = self._encoder_for(reader)
+                self._searcher = Searcher(reader, encoder, self.reranker, self.settings)
                 log.info("serving index generation %d", generation)
             return self._searcher

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -118,3 +119,33 @@ class WriteResponse(BaseModel):
     unchanged: int = 0
     removed: int = 0
     passages_embedded: int = 0
+
+
+class ReindexRequest(BaseModel):
+    source: str | None = Field(None, description="file or folder on the server (default: corpus)")
+    embed_model: str | None = Field(None, description="bi-encoder for the new index")
+
+
+class JobCreated(BaseModel):
+    job_id: str
+
+
+class JobResponse(BaseModel):
+    id: str
+    state: str
+    source: str
+    embed_model: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    documents_done: int
+    passages_done: int
+    passages_total: int
+    passages_per_s: float | None
+    eta_s: float | None
+    generation: int | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobResponse]

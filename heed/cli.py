@@ -264,6 +264,38 @@ def jobs(
     out.print(table)
 
 
+@app.command()
+def check(
+    index_dir: IndexOpt = None,
+    repair: Annotated[bool, typer.Option(help="fix differences in a new generation")] = False,
+) -> None:
+    """Compare SQLite passages with FAISS ids and the manifest; exit 1 on any difference."""
+    from heed.store import open_reader
+
+    settings = settings_with(index_dir=index_dir)
+    report = open_reader(settings.index_dir).consistency()
+    out.print(
+        f"generation {report.generation}: {report.passages} passages, {report.vectors} vectors; "
+        f"{len(report.missing_vectors)} passages without a vector, "
+        f"{len(report.orphan_vectors)} orphan vectors; manifest counts {report.manifest_counts}, "
+        f"actual {report.actual_counts}"
+    )
+    if report.ok:
+        out.print("[green]consistent[/]")
+        return
+    if not repair:
+        raise HeedError("index is inconsistent; run `heed check --repair` to fix it")
+    from indexer.build import repair_index
+
+    stats = repair_index(settings)
+    fixed = open_reader(settings.index_dir).consistency()
+    out.print(
+        f"repaired into generation {stats.generation}: {stats.passages_embedded} passages "
+        f"re-embedded, {stats.removed} orphan vectors removed; "
+        + ("[green]consistent[/]" if fixed.ok else "[red]still inconsistent[/]")
+    )
+
+
 @app.command("eval")
 def eval_(
     collection_dir: Annotated[

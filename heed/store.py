@@ -104,6 +104,34 @@ class PassageHit:
     metadata: dict[str, Any]
 
 
+# -- consistency ----------------------------------------------------------------------------------
+@dataclass
+class Consistency:
+    """How one generation's SQLite passages, FAISS ids and manifest agree."""
+
+    generation: int
+    passages: int
+    vectors: int
+    missing_vectors: list[int]  # passages without a vector
+    orphan_vectors: list[int]  # vectors without a passage
+    manifest_counts: tuple[int, int]
+    actual_counts: tuple[int, int]
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.missing_vectors
+            and not self.orphan_vectors
+            and self.manifest_counts == self.actual_counts
+        )
+
+
+def _id_diff(db: sqlite_utils.Database, index: Any) -> tuple[list[int], list[int]]:
+    passage_ids = {r[0] for r in db.execute("SELECT id FROM passages")}
+    vector_ids = set(faiss.vector_to_array(index.id_map).tolist()) if index.ntotal else set()
+    return sorted(passage_ids - vector_ids), sorted(vector_ids - passage_ids)
+
+
 # -- layout ---------------------------------------------------------------------------------------
 def current_generation(index_dir: Path) -> int | None:
     try:
@@ -333,6 +361,22 @@ class Writer:
         self.db.execute(f"DELETE FROM passages WHERE id IN ({_marks(ids)})", ids.tolist())
         return vectors
 
+    def id_diff(self) -> tuple[list[int], list[int]]:
+        """(passages lacking a vector, vectors lacking a passage) in this generation."""
+        return _id_diff(self.db, self.index)
+
+    def remove_vectors(self, ids: Sequence[int]) -> None:
+        self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def embed_inputs(self, ids: Sequence[int]) -> list[tuple[int, str]]:
+        """(passage id, text the bi-encoder sees) for the given passages."""
+        rows = self.db.execute(
+            "SELECT p.id, d.title, p.text FROM passages p JOIN documents d ON d.id = p.doc "
+            f"WHERE p.id IN ({_marks(ids)})",
+            list(ids),
+        ).fetchall()
+        return [(r[0], embed_text(r[1], r[2])) for r in rows]
+
     def add_vectors(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         self.index.add_with_ids(
             np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
@@ -508,6 +552,21 @@ class Reader:
 
     def counts(self) -> tuple[int, int]:
         return self.manifest.documents, self.manifest.passages
+
+    def consistency(self) -> Consistency:
+        with self._lock:
+            missing, orphans = _id_diff(self.db, self.index)
+            docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            passages = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return Consistency(
+            generation=self.generation,
+            passages=passages,
+            vectors=self.index.ntotal,
+            missing_vectors=missing,
+            orphan_vectors=orphans,
+            manifest_counts=self.counts(),
+            actual_counts=(docs, passages),
+        )
 
 
 def open_reader(index_dir: Path) -> Reader:

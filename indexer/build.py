@@ -153,6 +153,41 @@ def delete_documents(
     return stats
 
 
+def repair_index(settings: Settings, encoder: BiEncoder | None = None) -> BuildStats:
+    """Make FAISS agree with SQLite (the source of truth) in a new generation.
+
+    Vectors without a passage are removed; passages without a vector are embedded again. The
+    manifest is rewritten with the true counts.
+    """
+    started = time.monotonic()
+    encoder = encoder or load_bi_encoder(settings.embed_model)
+    stats = BuildStats()
+    with Writer(
+        settings.index_dir,
+        embed_model=encoder.name,
+        dimension=encoder.dim,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        keep=settings.keep_generations,
+    ) as writer:
+        missing, orphans = writer.id_diff()
+        if orphans:
+            writer.remove_vectors(orphans)
+        _embed(
+            writer,
+            encoder,
+            writer.embed_inputs(missing) if missing else [],
+            settings.batch_size,
+            stats,
+            lambda _: None,
+        )
+        stats.removed = len(orphans)
+        manifest = writer.commit(rerank_model=settings.rerank_model)
+    stats.generation, stats.published = manifest.generation, True
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
 def _embed(
     writer: Writer,
     encoder: BiEncoder,

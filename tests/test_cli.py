@@ -24,12 +24,21 @@ def heed(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("index", "serve", "search", "eval", "train-reranker", "reindex", "jobs"):
+    for command in (
+        "index",
+        "serve",
+        "search",
+        "eval",
+        "train-reranker",
+        "reindex",
+        "jobs",
+        "check",
+    ):
         assert command in result.output
 
 
 @pytest.mark.parametrize(
-    "command", ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs"]
+    "command", ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs", "check"]
 )
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])

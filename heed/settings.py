@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,9 +56,21 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    max_query_chars: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(10_000_000, ge=1024, description="larger requests get 413")
+    rate_limit: str | None = Field(
+        None, description="per client (API key or address), e.g. '20/second'; None: off"
+    )
     admin_key: SecretStr | None = None
     read_key: SecretStr | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _valid_rate(cls, value: str | None) -> str | None:
+        if value:
+            from limits import parse
+
+            parse(value)  # ValueError names the bad string, e.g. "20/fortnight"
+        return value
 
     @classmethod
     def settings_customise_sources(

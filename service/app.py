@@ -12,6 +12,7 @@ from heed import __version__
 from heed.settings import Settings
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
 from service.routes import admin, documents, health, search
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     install_error_handlers(app)
     install_metrics(app, app.state.metrics)
+    install_limits(app, settings)
     for module in (search, documents, health, admin):
         app.include_router(module.router)
     return app

@@ -94,3 +94,27 @@ def test_read_key_guards_search_and_documents(settings):
         assert c.get("/search", params={"q": "csv"}, headers=ok).status_code == 200
         assert c.get("/search", params={"q": "csv"}, headers=ADMIN).status_code == 200
         assert c.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_oversized_body_is_413_before_it_is_read(writable_settings):
+    small = writable_settings.model_copy(
+        update={"admin_key": SecretStr("admin-secret"), "max_body_bytes": 2048}
+    )
+    with TestClient(create_app(small)) as c:
+        big = {"documents": [{"id": "big", "text": "word " * 2000}]}
+        r = c.post("/documents", json=big, headers=ADMIN)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        assert c.post("/search", json={"query": "small is fine"}).status_code == 200
+
+
+def test_rate_limit_per_client_is_a_json_429(settings):
+    limited = settings.model_copy(update={"rate_limit": "3/minute"})
+    with TestClient(create_app(limited)) as c:
+        codes = [
+            c.get("/search", params={"q": "csv", "rerank": "false"}).status_code for _ in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+        r = c.get("/search", params={"q": "csv"})
+        assert r.json()["error"]["code"] == "rate_limited"
+        other = c.get("/search", params={"q": "csv"}, headers={"Authorization": "Bearer other"})
+        assert other.status_code == 200  # another key is another client

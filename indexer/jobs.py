@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.encoders import load_bi_encoder
+from heed.encoders import BiEncoder
 from heed.errors import InvalidInput, JobCancelled, JobConflict, JobNotFound
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index
@@ -82,12 +82,24 @@ def run_reindex(
             if p.passages_done and elapsed > 0:
                 job.passages_per_s = round(p.passages_done / elapsed, 1)
                 job.eta_s = round((p.passages_total - p.passages_done) / job.passages_per_s, 1)
+        if p.stage == "embedding":
+            log.info(
+                "job=%s state=running documents=%d passages=%d/%d rate=%s eta_s=%s",
+                job.id,
+                job.documents_done,
+                job.passages_done,
+                job.passages_total,
+                job.passages_per_s,
+                job.eta_s,
+            )
         if on_update:
             on_update(job)
 
     try:
         target = settings.model_copy(update={"embed_model": job.embed_model})
-        encoder = load_bi_encoder(job.embed_model)
+        # Its own model instance: the service's instance is locked per call (its tokenizer is
+        # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
+        encoder = BiEncoder(job.embed_model)
         docs = read_documents([Path(job.source)])
         stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
         job.generation, job.state = stats.generation, JobState.succeeded
@@ -97,7 +109,7 @@ def run_reindex(
         log.exception("reindex job %s failed", job.id)
         job.state, job.error = JobState.failed, str(exc) or type(exc).__name__
     job.finished_at = datetime.now(UTC)
-    log.info("job %s %s", job.id, job.state)
+    log.info("job=%s state=%s generation=%s error=%s", job.id, job.state, job.generation, job.error)
     return job
 
 

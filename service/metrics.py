@@ -38,7 +38,7 @@ class Metrics:
         self.latency = Histogram(
             "heed_request_seconds",
             "HTTP request latency",
-            ["route", "method"],
+            ["route", "method", "status"],
             buckets=BUCKETS,
             registry=self.registry,
         )
@@ -54,6 +54,15 @@ class Metrics:
         )
         self.passages = Gauge(
             "heed_index_passages", "passages in the live index", registry=self.registry
+        )
+        self.job_passages = Gauge(
+            "heed_job_passages",
+            "passages of the newest reindex job",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.job_running = Gauge(
+            "heed_job_running", "1 while a reindex job runs", registry=self.registry
         )
         self.generation = Gauge(
             "heed_index_generation", "live index generation", registry=self.registry
@@ -78,7 +87,7 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> None:
             route = request.scope.get("route")
             name = getattr(route, "path", "unmatched")
             metrics.requests.labels(name, request.method, str(status)).inc()
-            metrics.latency.labels(name, request.method).observe(seconds)
+            metrics.latency.labels(name, request.method, str(status)).observe(seconds)
             log.info(
                 "request method=%s route=%s status=%d duration_ms=%.1f",
                 request.method,
@@ -95,4 +104,9 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> None:
             metrics.generation.set(counts[0])
             metrics.documents.set(counts[1])
             metrics.passages.set(counts[2])
+        jobs = engine.jobs.list()
+        if jobs:
+            metrics.job_passages.labels("done").set(jobs[0].passages_done)
+            metrics.job_passages.labels("total").set(jobs[0].passages_total)
+            metrics.job_running.set(1 if jobs[0].active else 0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -108,3 +108,35 @@ def test_bad_source_and_unknown_job(server):
     r = httpx.post(f"{server.url}/admin/reindex", headers=ADMIN, json={"source": "/no/such/dir"})
     assert r.status_code == 422 and "does not exist" in r.json()["error"]["message"]
     assert httpx.get(f"{server.url}/admin/jobs/nope", headers=ADMIN).status_code == 404
+
+
+WRITE_ROUTES = [
+    ("post", "/admin/reindex", {}),
+    ("get", "/admin/jobs", None),
+    ("get", "/admin/jobs/abc", None),
+    ("delete", "/admin/jobs/abc", None),
+    ("post", "/documents", {"documents": [{"id": "x", "text": "y"}]}),
+    ("put", "/documents/x", {"text": "y"}),
+    ("delete", "/documents/x", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITE_ROUTES)
+def test_every_admin_and_write_route_refuses_without_the_key(server, method, path, body):
+    kwargs = {"json": body} if body is not None else {}
+    missing = httpx.request(method.upper(), f"{server.url}{path}", **kwargs)
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+    wrong = httpx.request(
+        method.upper(), f"{server.url}{path}", headers={"Authorization": "Bearer wrong"}, **kwargs
+    )
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+
+
+def test_metrics_show_job_progress(server):
+    r = httpx.post(
+        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+    )
+    job = wait_for(server, r.json()["job_id"], {"succeeded"})
+    text = httpx.get(f"{server.url}/metrics").text
+    assert f'heed_job_passages{{kind="done"}} {float(job["passages_done"])}' in text
+    assert "heed_job_running 0.0" in text

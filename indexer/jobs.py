@@ -121,6 +121,7 @@ class JobRunner:
         self.on_success = on_success
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
     def start_reindex(self, source: Path | None = None, embed_model: str | None = None) -> Job:
         source = source or self.settings.corpus
@@ -138,7 +139,9 @@ class JobRunner:
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP_JOBS:
                 self._jobs.popitem(last=False)
-        threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True).start()
+        thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
         return job
 
     def _run(self, job: Job) -> None:
@@ -160,3 +163,11 @@ class JobRunner:
         if job.active:
             job.cancel_requested.set()
         return job
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel active jobs and wait for their threads (the live index is never touched)."""
+        for job in self._jobs.values():
+            if job.active:
+                job.cancel_requested.set()
+        for thread in self._threads:
+            thread.join(timeout)

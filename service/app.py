@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(engine.load_models)  # once per process, before traffic
         yield
+        await run_in_threadpool(engine.jobs.shutdown)  # a running reindex is cancelled cleanly
 
     app = FastAPI(
         title="heed",

@@ -90,13 +90,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(index_dir: Path) -> tuple[subprocess.Popen, str]:
+def serve(index_dir: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """A real `heed serve` on 127.0.0.1, once ready; ``env`` adds HEED_* settings."""
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "heed", "serve", "--index", str(index_dir), "--port", str(port)]
     proc = subprocess.Popen(
-        cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd, env={**ENV, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):

@@ -25,29 +25,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.index_and_query import CORPUS, ENV, RESULTS, ROOT, free_port
+from bench.index_and_query import CORPUS, ENV, RESULTS, ROOT, serve
 from bench.queries import QUERIES
 
 ADMIN = {"Authorization": "Bearer bench-admin"}
-
-
-def serve(index_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**ENV, "HEED_ADMIN_KEY": "bench-admin"}
-    cmd = [sys.executable, "-m", "heed", "serve", "--index", str(index_dir), "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
 
 
 def load(url: str, clients: int, until: threading.Event, body: dict) -> dict:
@@ -123,7 +104,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        proc, url = serve(index_dir)
+        proc, url = serve(index_dir, HEED_ADMIN_KEY="bench-admin")
         try:
             stop = threading.Event()
             baseline_run = load(url, args.clients, stop, body)

@@ -59,6 +59,19 @@ def chunker_for(encoder: BiEncoder, settings: Settings) -> Chunker:
     return Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap)
 
 
+def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -> Writer:
+    """The next generation of ``settings.index_dir``, for vectors from ``encoder``."""
+    return Writer(
+        settings.index_dir,
+        embed_model=encoder.name,
+        dimension=encoder.dim,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        rebuild=rebuild,
+        keep=settings.keep_generations,
+    )
+
+
 def build_index(
     documents: Iterable[Document],
     settings: Settings,
@@ -79,15 +92,7 @@ def build_index(
     chunker = chunker_for(encoder, settings)
     stats = BuildStats()
     report = on_progress or (lambda _: None)
-    with Writer(
-        settings.index_dir,
-        embed_model=encoder.name,
-        dimension=encoder.dim,
-        chunk_tokens=settings.chunk_tokens,
-        chunk_overlap=settings.chunk_overlap,
-        rebuild=rebuild,
-        keep=settings.keep_generations,
-    ) as writer:
+    with open_writer(settings, encoder, rebuild=rebuild) as writer:
         known = writer.hashes()
         seen: dict[str, str | None] = {}
         pending: list[tuple[int, str]] = []
@@ -136,14 +141,7 @@ def delete_documents(
     started = time.monotonic()
     encoder = encoder or load_bi_encoder(settings.embed_model)
     stats = BuildStats()
-    with Writer(
-        settings.index_dir,
-        embed_model=encoder.name,
-        dimension=encoder.dim,
-        chunk_tokens=settings.chunk_tokens,
-        chunk_overlap=settings.chunk_overlap,
-        keep=settings.keep_generations,
-    ) as writer:
+    with open_writer(settings, encoder) as writer:
         for doc_id in doc_ids:
             writer.delete(doc_id)  # DocumentNotFound aborts the whole batch
             stats.removed += 1
@@ -162,14 +160,7 @@ def repair_index(settings: Settings, encoder: BiEncoder | None = None) -> BuildS
     started = time.monotonic()
     encoder = encoder or load_bi_encoder(settings.embed_model)
     stats = BuildStats()
-    with Writer(
-        settings.index_dir,
-        embed_model=encoder.name,
-        dimension=encoder.dim,
-        chunk_tokens=settings.chunk_tokens,
-        chunk_overlap=settings.chunk_overlap,
-        keep=settings.keep_generations,
-    ) as writer:
+    with open_writer(settings, encoder) as writer:
         missing, orphans = writer.id_diff()
         if orphans:
             writer.remove_vectors(orphans)

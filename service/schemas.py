@@ -91,6 +91,11 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the error statuses a route can return."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
 class DocumentBody(BaseModel):
     title: str = Field("", max_length=1000)
     text: str = Field(min_length=1, max_length=1_000_000)

@@ -9,16 +9,10 @@ from fastapi import APIRouter, Depends
 from indexer.jobs import Job
 from service.auth import require_admin
 from service.deps import EngineDep
-from service.schemas import ErrorResponse, JobCreated, JobList, JobResponse, ReindexRequest
+from service.schemas import JobCreated, JobList, JobResponse, ReindexRequest, error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-ERRORS = {
-    401: {"model": ErrorResponse},
-    403: {"model": ErrorResponse},
-    404: {"model": ErrorResponse},
-    409: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-}
+ERRORS = error_responses(401, 403, 404, 409, 422)
 
 
 def job_response(job: Job) -> JobResponse:

@@ -16,18 +16,12 @@ from service.schemas import (
     DocumentBody,
     DocumentResponse,
     DocumentsUpsert,
-    ErrorResponse,
     WriteResponse,
+    error_responses,
 )
 
 router = APIRouter(tags=["documents"])
-ERRORS = {
-    401: {"model": ErrorResponse},
-    403: {"model": ErrorResponse},
-    404: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
-}
+ERRORS = error_responses(401, 403, 404, 422, 503)
 
 
 @router.get(

@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse
 
 from heed.store import live_manifest
 from service.deps import EngineDep
-from service.schemas import ErrorResponse, HealthResponse
+from service.errors import error_response
+from service.schemas import HealthResponse, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -28,11 +29,9 @@ def healthz(engine: EngineDep) -> HealthResponse:
     )
 
 
-@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
+@router.get("/readyz", response_model=HealthResponse, responses=error_responses(503))
 def readyz(engine: EngineDep) -> HealthResponse | JSONResponse:
     """503 until models are warm and an index is live."""
     if not engine.ready:
-        from service.errors import error_response
-
         return error_response(503, "not_ready", "models loading or no index yet")
     return healthz(engine)

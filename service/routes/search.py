@@ -10,16 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import SearcherDep
-from service.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
+from service.schemas import SearchRequest, SearchResponse, SearchResult, error_responses
 from service.search import Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
-ERRORS = {
-    401: {"model": ErrorResponse},
-    403: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
-}
+ERRORS = error_responses(401, 403, 422, 503)
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)

@@ -205,17 +205,10 @@ def reindex(
     embed_model: Annotated[str | None, typer.Option(help="bi-encoder for the new index")] = None,
 ) -> None:
     """Rebuild the index beside the live one and switch to it (the admin job, from the CLI)."""
-    import uuid
-
-    from indexer.jobs import Job, JobState, run_reindex
+    from indexer.jobs import JobState, new_job, run_reindex
 
     settings = settings_with(index_dir=index_dir)
-    source = source or settings.corpus
-    job = Job(
-        id=uuid.uuid4().hex[:12],
-        source=str(source),
-        embed_model=embed_model or settings.embed_model,
-    )
+    job = new_job(settings, source, embed_model)
     with progress_bar() as bar:
         task = bar.add_task("passages", total=None)
         run_reindex(

@@ -60,6 +60,15 @@ class Job:
         return self.state in (JobState.queued, JobState.running)
 
 
+def new_job(settings: Settings, source: Path | None = None, embed_model: str | None = None) -> Job:
+    """A queued reindex job; defaults: the configured corpus and bi-encoder."""
+    return Job(
+        id=uuid.uuid4().hex[:12],
+        source=str(source or settings.corpus),
+        embed_model=embed_model or settings.embed_model,
+    )
+
+
 def run_reindex(
     job: Job, settings: Settings, on_update: Callable[[Job], None] | None = None
 ) -> Job:
@@ -116,9 +125,8 @@ def run_reindex(
 class JobRunner:
     """Starts, tracks and cancels reindex jobs of one index, one at a time."""
 
-    def __init__(self, settings: Settings, on_success: Callable[[Job], None] | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.on_success = on_success
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -131,23 +139,16 @@ class JobRunner:
             running = next((j for j in self._jobs.values() if j.active), None)
             if running:
                 raise JobConflict(f"reindex job {running.id} is {running.state}; one at a time")
-            job = Job(
-                id=uuid.uuid4().hex[:12],
-                source=str(source),
-                embed_model=embed_model or self.settings.embed_model,
-            )
+            job = new_job(self.settings, source, embed_model)
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP_JOBS:
                 self._jobs.popitem(last=False)
-        thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True)
+        thread = threading.Thread(
+            target=run_reindex, args=(job, self.settings), name=f"job-{job.id}", daemon=True
+        )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return job
-
-    def _run(self, job: Job) -> None:
-        run_reindex(job, self.settings)
-        if job.state == JobState.succeeded and self.on_success:
-            self.on_success(job)
 
     def get(self, job_id: str) -> Job:
         try:

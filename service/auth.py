@@ -11,12 +11,21 @@ from pydantic import SecretStr
 from heed.errors import Forbidden, Unauthorized
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _same(token: str, key: SecretStr) -> bool:
+    return hmac.compare_digest(token.encode(), key.get_secret_value().encode())
+
+
 def _check(request: Request, key: SecretStr, what: str) -> None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if token is None:
         raise Unauthorized(f"{what} needs an API key: send 'Authorization: Bearer <key>'")
-    if not hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
+    if not _same(token, key):
         raise Forbidden("invalid API key")
 
 
@@ -33,17 +42,10 @@ def require_reader(request: Request) -> None:
     settings = request.app.state.settings
     if settings.read_key is None:
         return
-    admin = settings.admin_key
-    header = request.headers.get("authorization", "")
-    token = header.partition(" ")[2]
-    if (
-        admin is not None
-        and token
-        and hmac.compare_digest(token.encode(), admin.get_secret_value().encode())
-    ):
+    token = bearer_token(request)
+    if token and settings.admin_key is not None and _same(token, settings.admin_key):
         return
     _check(request, settings.read_key, "search")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
-ReaderDep = Annotated[None, Depends(require_reader)]

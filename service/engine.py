@@ -36,8 +36,9 @@ class Engine:
     def _encoder_for(self, reader: Reader) -> BiEncoder:
         """The configured bi-encoder, or the one a reindex job of this process switched to.
 
-        The job has already loaded its model (``load_bi_encoder`` caches per name), so the
-        first search on a re-modelled generation does not wait and never sees a mismatch.
+        The job embeds with a private instance, so the first search on a re-modelled
+        generation loads the model here (a few seconds, under the lock); it waits, it never
+        sees a mismatch.
         """
         built_with = reader.manifest.embed_model
         assert self.encoder is not None

@@ -16,13 +16,14 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heed.settings import Settings
+from service.auth import bearer_token
 from service.errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes are never throttled
 
 
 def client_key(request: Request) -> str:
-    token = request.headers.get("authorization", "").partition(" ")[2]
+    token = bearer_token(request)
     if token:
         return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     return "ip:" + (request.client.host if request.client else "unknown")

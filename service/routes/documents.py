@@ -69,11 +69,4 @@ def delete_document(doc_id: str, engine: EngineDep, _: AdminDep) -> WriteRespons
 
 
 def _written(stats: BuildStats) -> WriteResponse:
-    return WriteResponse(
-        generation=stats.generation,
-        added=stats.added,
-        updated=stats.updated,
-        unchanged=stats.unchanged,
-        removed=stats.removed,
-        passages_embedded=stats.passages_embedded,
-    )
+    return WriteResponse.model_validate(stats, from_attributes=True)

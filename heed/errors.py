@@ -17,6 +17,12 @@ class InvalidInput(HeedError):
     code, status = "invalid_input", 422
 
 
+class ExplainUnavailable(InvalidInput):
+    """Explanations need heed's own cross-encoder, and none is loaded."""
+
+    code = "explain_unavailable"
+
+
 class SourceError(InvalidInput):
     """A document source cannot be read or parsed; the message names file and line."""
 

@@ -15,10 +15,14 @@ STOPWORDS = (
     "a an and are as at be by can do does for from has have how i in is it its of on or that the "
     "this to was were what when where which who why with"
 )
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_CJK_CHAR = re.compile(f"([{_CJK}])")
-_WORD = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+CJK_RANGES = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_CHAR = re.compile(f"([{CJK_RANGES}])")
+_WORD = re.compile(rf"[{CJK_RANGES}]+|[^\W_]+", re.UNICODE)
 _STOPWORDS = frozenset(STOPWORDS.split())
+
+
+def is_stopword(word: str) -> bool:
+    return word.lower() in _STOPWORDS
 
 
 def keyword_form(text: str) -> str:

@@ -48,14 +48,23 @@ class GatedCrossEncoder(nn.Module):
         self, queries: Sequence[str], passages: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         """Token ids, positions (restarting at the passage's own [CLS]) and segment ids, padded."""
+        return self.encode_pairs_with_offsets(queries, passages)[0]
+
+    def encode_pairs_with_offsets(
+        self, queries: Sequence[str], passages: Sequence[str]
+    ) -> tuple[dict[str, torch.Tensor], list[list[tuple[int, int]]]]:
+        """:meth:`encode_pairs`, plus each passage token's character span (explanations)."""
         q_ids = self.tokenizer(list(queries), truncation=True, max_length=QUERY_MAX_TOKENS)[
             "input_ids"
         ]
-        rows = []
+        rows, offsets = [], []
         for q, passage in zip(q_ids, passages, strict=True):
             budget = max(8, self.max_length - len(q))
-            p = self.tokenizer(passage, truncation=True, max_length=budget)["input_ids"]
-            rows.append((q, p))
+            enc = self.tokenizer(
+                passage, truncation=True, max_length=budget, return_offsets_mapping=True
+            )
+            rows.append((q, enc["input_ids"]))
+            offsets.append([tuple(o) for o in enc["offset_mapping"]])
         width = max(len(q) + len(p) for q, p in rows)
         ids = torch.zeros((len(rows), width), dtype=torch.long)
         pos = torch.zeros_like(ids)
@@ -67,7 +76,7 @@ class GatedCrossEncoder(nn.Module):
             pos[i, len(q) : n] = torch.arange(len(p))
             seg[i, : len(q)] = 0
             seg[i, len(q) : n] = 1
-        return {"input_ids": ids, "position_ids": pos, "segments": seg}
+        return {"input_ids": ids, "position_ids": pos, "segments": seg}, offsets
 
     # -- forward ---------------------------------------------------------------------------------
     def layer_masks(self, segments: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -82,8 +91,10 @@ class GatedCrossEncoder(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Last hidden states, and per-layer attention weights when asked (for explanations)."""
         seg = batch["segments"]
+        embeds = batch.get("inputs_embeds")  # given by gradient explanations, to differentiate
         hidden = self.bert.embeddings(
-            input_ids=batch["input_ids"],
+            input_ids=batch["input_ids"] if embeds is None else None,
+            inputs_embeds=embeds,
             position_ids=batch["position_ids"],
             token_type_ids=torch.zeros_like(batch["input_ids"]),
         )

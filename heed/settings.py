@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 Mode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["rrf", "weighted"]
+ExplainMethod = Literal["attention", "gradient"]
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     candidates: int = Field(20, ge=1, le=1000, description="fused hits handed to the re-ranker")
     rerank_weight: float = Field(
         0.4, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
+    )
+
+    explain_method: ExplainMethod = Field(
+        "attention", description="how highlights are computed (README: Explanations)"
     )
 
     chunk_tokens: int = Field(200, ge=16, description="passage length in bi-encoder tokens")

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
+from heed.explain import Explainer, explainer_for
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
 from indexer.jobs import JobRunner, JobState
@@ -28,6 +29,7 @@ class Engine:
         self.settings = settings
         self.encoder: BiEncoder | None = None
         self.reranker: Reranker | None = None
+        self.explainer: Explainer | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -57,6 +59,7 @@ class Engine:
         if self.settings.rerank_model:
             self.reranker = load_reranker(self.settings.rerank_model)
             self.reranker.score("warm up", ["warm up"])
+            self.explainer = explainer_for(self.reranker, self.settings.explain_method)
 
     @property
     def ready(self) -> bool:
@@ -92,6 +95,8 @@ class Engine:
                     self.load_models()
                 reader = Reader(self.settings.index_dir, generation)
                 encoder = self._encoder_for(reader)
-                self._searcher = Searcher(reader, encoder, self.reranker, self.settings)
+                self._searcher = Searcher(
+                    reader, encoder, self.reranker, self.settings, self.explainer
+                )
                 log.info("serving index generation %d", generation)
             return self._searcher

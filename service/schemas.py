@@ -24,6 +24,9 @@ class SearchRequest(BaseModel):
         default_factory=dict, description="metadata field -> required value"
     )
     collapse: bool = Field(True, description="one result (the best passage) per document")
+    explain: bool = Field(
+        False, description="add highlights: the passage words that mattered to the cross-encoder"
+    )
 
     @field_validator("query")
     @classmethod
@@ -31,6 +34,12 @@ class SearchRequest(BaseModel):
         if not value.strip():
             raise ValueError("query is empty or whitespace")
         return value
+
+
+class Highlight(BaseModel):
+    start: int = Field(description="character offset of the word in the result's text")
+    end: int
+    weight: float = Field(ge=0, le=1, description="1 for the word that mattered most")
 
 
 class SearchResult(BaseModel):
@@ -45,6 +54,10 @@ class SearchResult(BaseModel):
     keyword_score: float | None = Field(None, description="BM25, if keyword search found it")
     rerank_score: float | None = Field(None, description="cross-encoder score, if re-ranked")
     metadata: dict[str, Any]
+    highlights: list[Highlight] | None = Field(
+        None, description="with explain: words of `text` that drove the cross-encoder's score"
+    )
+    explain_method: str | None = Field(None, description="with explain: attention or gradient")
 
 
 class SearchResponse(BaseModel):

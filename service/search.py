@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from heed.encoders import BiEncoder, Reranker
-from heed.errors import InvalidInput, ModelMismatch
+from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
+from heed.explain import Explainer, Span
 from heed.records import embed_text
 from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader
@@ -32,6 +33,7 @@ class Hit:
     dense_score: float | None = None
     keyword_score: float | None = None
     rerank_score: float | None = None
+    highlights: list[Span] | None = None
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Outcome:
     mode: Mode
     reranked: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    explain_method: str | None = None
 
 
 class Searcher:
@@ -51,6 +54,7 @@ class Searcher:
         encoder: BiEncoder,
         reranker: Reranker | None,
         settings: Settings,
+        explainer: Explainer | None = None,
     ):
         built_with = reader.manifest.embed_model
         if encoder.name != built_with:
@@ -62,6 +66,7 @@ class Searcher:
         self.encoder = encoder
         self.reranker = reranker
         self.settings = settings
+        self.explainer = explainer
 
     @property
     def generation(self) -> int:
@@ -79,11 +84,20 @@ class Searcher:
         collapse: bool = True,
         fusion: Fusion | None = None,
         rerank_weight: float | None = None,
+        explain: bool = False,
     ) -> Outcome:
-        """The best ``k`` results (one passage per document when ``collapse``)."""
+        """The best ``k`` results (one passage per document when ``collapse``).
+
+        ``explain`` adds highlights from the cross-encoder to each result, re-ranked or not.
+        """
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
+        if explain and self.explainer is None:
+            raise ExplainUnavailable(
+                "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
+                "folder (the default is models/heed-reranker-minilm)"
+            )
         s = self.settings
         mode = mode or s.mode
         rerank = s.rerank if rerank is None else rerank
@@ -117,7 +131,14 @@ class Searcher:
         hits = hits[:k]
         if query_vec is not None:
             self._fill_dense_scores(hits, query_vec)
-        return Outcome(hits=hits, mode=mode, reranked=rerank, timings_ms=timings)
+        method = None
+        if explain and hits:
+            t = time.perf_counter()
+            method = self._explain(query, hits)
+            timings["explain"] = _ms(t)
+        return Outcome(
+            hits=hits, mode=mode, reranked=rerank, timings_ms=timings, explain_method=method
+        )
 
     # -- stages ----------------------------------------------------------------------------------
     def first_stage(
@@ -161,6 +182,13 @@ class Searcher:
         for i, h in enumerate(tail, 1):  # below every re-ranked hit, in first-stage order
             h.score = floor - i
         return head + tail
+
+    def _explain(self, query: str, hits: Sequence[Hit]) -> str:
+        assert self.explainer is not None
+        passages = [(h.passage.title, h.passage.text) for h in hits]
+        for h, spans in zip(hits, self.explainer.explain(query, passages), strict=True):
+            h.highlights = spans
+        return self.explainer.method
 
     def _fill_dense_scores(self, hits: Sequence[Hit], query_vec: np.ndarray) -> None:
         missing = [h for h in hits if h.dense_score is None]

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import SearcherDep
-from service.schemas import SearchRequest, SearchResponse, SearchResult, error_responses
+from service.schemas import (
+    Highlight,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    error_responses,
+)
 from service.search import Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
@@ -29,6 +35,7 @@ def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> Sear
         candidates=body.candidates,
         filters=body.filters,
         collapse=body.collapse,
+        explain=body.explain,
     )
     request.app.state.metrics.observe_search(outcome.timings_ms)
     return to_response(outcome, started, searcher.generation)
@@ -42,9 +49,10 @@ def search_get(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Mode | None = None,
     rerank: bool | None = None,
+    explain: bool = False,
 ) -> SearchResponse:
     """The same search for a browser or curl: ``/search?q=...&k=5``."""
-    body = SearchRequest(query=q, k=k, mode=mode, rerank=rerank)
+    body = SearchRequest(query=q, k=k, mode=mode, rerank=rerank, explain=explain)
     return search(body, searcher, request)
 
 
@@ -62,6 +70,10 @@ def to_response(outcome: Outcome, started: float, generation: int) -> SearchResp
             keyword_score=h.keyword_score,
             rerank_score=h.rerank_score,
             metadata=h.passage.metadata,
+            highlights=None
+            if h.highlights is None
+            else [Highlight(start=s.start, end=s.end, weight=s.weight) for s in h.highlights],
+            explain_method=outcome.explain_method if h.highlights is not None else None,
         )
         for h in outcome.hits
     ]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from heed import __version__
@@ -14,7 +15,7 @@ from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
-from service.routes import admin, documents, health, search
+from service.routes import admin, documents, health, page, search
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, app.state.metrics)
     install_limits(app, settings)
-    for module in (search, documents, health, admin):
+    for module in (search, documents, health, admin, page):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")
     return app

@@ -173,9 +173,15 @@ def search(
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="results")] = 5,
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or keyword")] = None,
     rerank: Annotated[bool | None, typer.Option(help="re-rank with the cross-encoder")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="show whole passages, words that mattered marked")
+    ] = False,
 ) -> None:
     """Search from the terminal (no server needed)."""
+    from rich.text import Text
+
     from heed.encoders import load_bi_encoder, load_reranker
+    from heed.explain import explainer_for
     from heed.store import open_reader
     from service.search import Searcher
 
@@ -183,16 +189,29 @@ def search(
     reader = open_reader(settings.index_dir)
     wants_rerank = settings.rerank if rerank is None else rerank
     reranker = (
-        load_reranker(settings.rerank_model) if settings.rerank_model and wants_rerank else None
+        load_reranker(settings.rerank_model)
+        if settings.rerank_model and (wants_rerank or explain)
+        else None
     )
-    searcher = Searcher(reader, load_bi_encoder(settings.embed_model), reranker, settings)
-    outcome = searcher.search(query, k, rerank=rerank)
+    searcher = Searcher(
+        reader,
+        load_bi_encoder(settings.embed_model),
+        reranker,
+        settings,
+        explainer_for(reranker, settings.explain_method),
+    )
+    outcome = searcher.search(query, k, rerank=wants_rerank, explain=explain)
     table = Table(title=f"{query!r} ({outcome.mode}{', re-ranked' if outcome.reranked else ''})")
     for col in ("#", "score", "doc_id", "title", "passage"):
         table.add_column(col, overflow="fold")
     for i, h in enumerate(outcome.hits, 1):
-        snippet = " ".join(h.passage.text.split())[:160]
-        table.add_row(str(i), f"{h.score:.3f}", h.passage.doc_id, h.passage.title, snippet)
+        if h.highlights is None:
+            passage = Text(" ".join(h.passage.text.split())[:160])
+        else:
+            passage = Text(h.passage.text.replace("\n", " "))  # same length: spans still fit
+            for span in h.highlights:
+                passage.stylize("bold black on yellow", span.start, span.end)
+        table.add_row(str(i), f"{h.score:.3f}", h.passage.doc_id, h.passage.title, passage)
     out.print(table)
 
 

@@ -57,6 +57,13 @@ def test_index_then_search_from_the_terminal(tmp_path):
     assert found.stdout.index("notes.txt") < found.stdout.index("2 ")
 
 
+def test_search_explain_prints_whole_passages_from_the_terminal(settings):
+    args = ("search", "how do I read a csv file", "--index", str(settings.index_dir), "-k", "1")
+    found = heed(*args, "--explain", "--no-rerank")
+    assert found.returncode == 0, found.stderr
+    assert "module:csv" in found.stdout and "reading and writing" in found.stdout
+
+
 def test_bad_input_is_a_one_line_error_with_file_and_line(tmp_path):
     result = heed("index", str(FIXTURES / "broken" / "bad_json.jsonl"), "--index", str(tmp_path))
     assert result.returncode == 1

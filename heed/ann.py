@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 IndexType = Literal["auto", "flat", "ivf"]
 Kind = Literal["flat", "ivf"]
 RETRAIN_GROWTH = 2.0  # an IVF index is retrained once it holds this many times its training size
+MIN_IVF = 2  # fewer vectors than this are always held flat
 TRAIN_PER_LIST = 40  # k-means sample: vectors per list (FAISS warns below 39)
 
 
@@ -51,6 +52,8 @@ class AnnConfig:
         An IVF index that shrinks stays IVF until it is below half the threshold, so a few
         deletions around the threshold do not rebuild the index each time.
         """
+        if n < MIN_IVF:
+            return "flat"  # nothing to train k-means on
         if self.index_type != "auto":
             return self.index_type
         limit = self.threshold // 2 if current == "ivf" else self.threshold

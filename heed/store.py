@@ -140,6 +140,7 @@ class Consistency:
     orphan_vectors: list[int]  # vectors without a passage
     manifest_counts: tuple[int, int]
     actual_counts: tuple[int, int]
+    index: str = "flat"  # the FAISS kind and its parameters, as Reader.describe_index says
 
     @property
     def ok(self) -> bool:
@@ -669,6 +670,14 @@ class Reader:
     def counts(self) -> tuple[int, int]:
         return self.manifest.documents, self.manifest.passages
 
+    def describe_index(self) -> str:
+        """FAISS kind and parameters, e.g. ``ivf-sq8 nlist=4096 nprobe=16 trained_on=1000000``."""
+        m = self.manifest
+        if m.index_type == "flat":
+            return "flat (exact)"
+        params = " ".join(f"{k}={v}" for k, v in m.index_params.items())
+        return f"{m.index_type}-sq8 {params} trained_on={m.trained_on}"
+
     def consistency(self) -> Consistency:
         with self._lock:
             missing, orphans = _id_diff(self.db, self.index)
@@ -682,6 +691,7 @@ class Reader:
             orphan_vectors=orphans,
             manifest_counts=self.counts(),
             actual_counts=(docs, passages),
+            index=self.describe_index(),
         )
 
 

@@ -128,6 +128,7 @@ def test_an_ivf_index_is_retrained_when_it_has_grown_a_lot(tmp_path, encoder):
 def test_heed_check_is_consistent_on_ivf(ann_settings):
     result = heed("check", "--index", str(ann_settings.index_dir))
     assert result.returncode == 0, result.stderr
+    assert "(ivf-sq8 nlist=" in result.stdout and "consistent" in result.stdout
 
 
 def test_an_index_from_before_the_vectors_table_is_read_and_upgraded(settings, tmp_path, encoder):

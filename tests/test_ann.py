@@ -147,3 +147,15 @@ def test_an_index_from_before_the_vectors_table_is_read_and_upgraded(settings, t
     passages = upgraded.passage_ids({})
     assert len(upgraded.vectors(passages.tolist())) == len(passages)
     assert upgraded.consistency().ok
+
+
+def test_setting_the_index_type_to_flat_rebuilds_an_ivf_index_exactly(
+    ann_settings, tmp_path, encoder
+):
+    settings = writable_copy(ann_settings, tmp_path).model_copy(update={"index_type": "flat"})
+    delete_documents(["topic:lambda"], settings, encoder)
+    reader = open_reader(settings.index_dir)
+    assert reader.manifest.index_type == "flat" and reader.manifest.trained_on == 0
+    ids = ann.vector_ids(reader.index)[:3].tolist()
+    assert np.array_equal(reader.vectors(ids), reader.index.reconstruct_batch(ids))
+    assert reader.consistency().ok

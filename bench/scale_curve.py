@@ -74,7 +74,7 @@ def query_vectors(limit: int) -> NDArray[np.float32]:
 def load_data(sources: list[Path], queries: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     if CACHE.exists():
         data = np.load(CACHE)
-        return data["base"], data["queries"]
+        return data["base"], data["queries"][:queries]
     base, qs = real_vectors(sources), query_vectors(queries)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     np.savez(CACHE, base=base, queries=qs)

@@ -36,6 +36,7 @@ Kind = Literal["flat", "ivf"]
 RETRAIN_GROWTH = 2.0  # an IVF index is retrained once it holds this many times its training size
 MIN_IVF = 2  # fewer vectors than this are always held flat
 TRAIN_PER_LIST = 40  # k-means sample: vectors per list (FAISS warns below 39)
+KMEANS_ITERATIONS = 10  # FAISS defaults to 25; the lists barely move after 10
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,15 @@ class AnnConfig:
 
 
 def nlist_for(n: int) -> int:
-    """About 4·sqrt(n) lists (a power of two), never more than the vectors can train."""
+    """About 2·sqrt(n) lists (a power of two), never more than the vectors can train.
+
+    k-means costs grow with lists squared (sample = TRAIN_PER_LIST per list): 2·sqrt(n) keeps
+    training at 1M vectors to about a minute on two cores, and a query that scans ``nprobe`` of
+    them still reads under 1 % of the codes.
+    """
     if n < 2:
         return 1
-    wanted = 2 ** round(math.log2(4 * math.sqrt(n)))
+    wanted = 2 ** round(math.log2(2 * math.sqrt(n)))
     return max(1, min(wanted, n // 2))
 
 
@@ -82,6 +88,7 @@ def new_flat(dimension: int) -> Any:
 def train_ivf(sample: NDArray[np.float32], nlist: int, nprobe: int) -> Any:
     """An empty IVF-SQ8 inner-product index, its lists and code ranges trained on ``sample``."""
     index = faiss.index_factory(sample.shape[1], f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = KMEANS_ITERATIONS
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     index.nprobe = nprobe
     return index

@@ -13,9 +13,10 @@ in README, "Index types", from ``python -m bench.scale_curve``):
     compacts on removal, which IVF does not), and ``remove_ids`` removes them for real, so a
     deleted passage is gone from the lists at once; no tombstones are needed.
 
-HNSW was measured (bench) and not offered: FAISS HNSW cannot remove ids, so deletions would need a
-tombstone filter plus periodic rebuilds, and at 1M vectors it builds far slower on a laptop CPU
-than IVF trains, for no recall or memory gain at the chosen parameters.
+HNSW was measured (bench/scale_curve.py) and is not offered: FAISS HNSW cannot remove ids, so
+deletions would need a tombstone filter plus periodic rebuilds; HNSW-SQ8 also took more memory
+(656 vs ~400 bytes per vector), built 10x slower than IVF trained at 100k vectors, and its recall
+fell with size on the benchmark data where IVF-SQ8 held 0.96.
 
 Codes are lossy, so exact float32 vectors live in SQLite (the store's ``vectors`` table): training,
 retraining and reusing the vector of an unchanged passage never compound quantisation error.

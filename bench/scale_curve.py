@@ -1,6 +1,6 @@
 """Search latency, memory and recall@10 of each FAISS index kind at 10k, 100k and 1M vectors.
 
-Base vectors are real 384-d passage vectors (the indexes under ``--from``, read through the store)
+Base vectors are real 384-d passage vectors (the heed indexes in ``--sources``, read-only)
 expanded to the size by Gaussian perturbation and renormalisation; queries are real questions
 (SQuAD dev and bench/queries.py) embedded with the packaged bi-encoder. Both are cached in
 ``var/bench/``. Recall@10 is against exact search over the same base. IVF uses heed's own builder
@@ -237,7 +237,10 @@ def table(rows: list[dict]) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=500, help="at most this many")
+    parser.add_argument(
+        "--sources", default=",".join(map(str, SOURCES)), help="heed indexes to take vectors from"
+    )
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="skip HNSW above this size")
     parser.add_argument(
         "--threads",
@@ -249,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     console = Console(width=140)
-    real, queries = load_data(SOURCES, args.queries)
+    real, queries = load_data([Path(p) for p in args.sources.split(",")], args.queries)
     console.print(f"{len(real):,} real passage vectors, {len(queries):,} real queries")
     rows: list[dict] = []
     for n in (int(s) for s in args.sizes.split(",")):

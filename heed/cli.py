@@ -287,7 +287,8 @@ def check(
     settings = settings_with(index_dir=index_dir)
     report = open_reader(settings.index_dir).consistency()
     out.print(
-        f"generation {report.generation}: {report.passages} passages, {report.vectors} vectors; "
+        f"generation {report.generation} ({report.index}): {report.passages} passages, "
+        f"{report.vectors} vectors; "
         f"{len(report.missing_vectors)} passages without a vector, "
         f"{len(report.orphan_vectors)} orphan vectors; manifest counts {report.manifest_counts}, "
         f"actual {report.actual_counts}"

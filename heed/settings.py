@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1)
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    index_type: Literal["auto", "flat", "ivf"] = Field(
+        "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"
+    )
+    ann_threshold: int = Field(
+        50_000, ge=1, description="auto: passages above which the index is IVF-SQ8 (measured)"
+    )
+    ivf_nprobe: int = Field(16, ge=1, description="IVF lists scanned per query (measured)")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -5,14 +5,23 @@ Layout::
     <index>/CURRENT                       name of the live generation, replaced atomically
     <index>/LOCK                          held by the one writer
     <index>/generations/<000042>/docs.db        SQLite, the source of truth (sqlite-utils)
-    <index>/generations/<000042>/vectors.faiss  FAISS IndexIDMap2(IndexFlatIP); ids = passage rowids
+    <index>/generations/<000042>/vectors.faiss  FAISS flat or IVF-SQ8; ids = passage rowids
     <index>/generations/<000042>/manifest.json  format version, models, dimension, counts, time
 
 A generation is immutable once ``CURRENT`` names it. A :class:`Writer` copies the live generation
 into a new folder, applies changes there and publishes it with one ``os.replace``; killed at any
 point before that, the previous generation is untouched and the half-built folder is removed by
-the next writer. FAISS ids *are* SQLite rowids (``IndexIDMap2``), so no side table maps one to the
-other and nothing can drift.
+the next writer. FAISS ids *are* SQLite rowids (``IndexIDMap2`` for flat, native ids for IVF), so
+no side table maps one to the other and nothing can drift.
+
+Exact float32 vectors are also kept in SQLite (``vectors``): the FAISS index may hold lossy 8-bit
+codes, and training a new IVF index, reusing an unchanged passage's vector or scoring a keyword-only
+hit must not depend on them. They cost 1.5 KB per passage on disk, none in RAM (SQLite pages). At
+commit the writer picks the index kind for the new size (:class:`heed.ann.AnnConfig`) and, when the
+kind changes or an IVF index has grown past twice its training size, trains a new one from these
+vectors. Deletions are real in both kinds (``remove_ids``); see heed/ann.py for why no HNSW.
+Indexes written before the ``vectors`` table existed are read as they are and get the table, filled
+from their (exact, flat) FAISS vectors, at their next write.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -36,6 +46,7 @@ import sqlite_utils
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
+from heed import ann
 from heed.errors import (
     DocumentNotFound,
     IndexBusy,
@@ -47,10 +58,20 @@ from heed.errors import (
 from heed.keywords import fts_query, keyword_form
 from heed.records import Document, Passage, embed_text, text_hash
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
 DB, VECTORS, MANIFEST = "docs.db", "vectors.faiss", "manifest.json"
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+VECTOR_TABLE = """
+CREATE TABLE IF NOT EXISTS vectors (
+    id INTEGER PRIMARY KEY,  -- the passage id; exact little-endian float32
+    v BLOB NOT NULL
+);
+"""
+REBUILD_BATCH = 50_000  # exact vectors read from SQLite at a time while a new index is filled
 
 SCHEMA = f"""
 CREATE TABLE documents (
@@ -74,7 +95,7 @@ CREATE TABLE passages (
 );
 CREATE INDEX passages_doc ON passages(doc);
 CREATE VIRTUAL TABLE passages_fts USING fts5(title, body, tokenize='{FTS_TOKENIZER}');
-"""
+{VECTOR_TABLE}"""
 
 
 class Manifest(BaseModel):
@@ -89,6 +110,9 @@ class Manifest(BaseModel):
     chunk_overlap: int
     fts_tokenizer: str = FTS_TOKENIZER
     created_at: datetime
+    index_type: ann.Kind = "flat"  # the defaults read indexes written before IVF existed
+    index_params: dict[str, int] = {}
+    trained_on: int = 0  # vectors the IVF lists were trained on; retrained at RETRAIN_GROWTH x
 
 
 @dataclass
@@ -116,6 +140,7 @@ class Consistency:
     orphan_vectors: list[int]  # vectors without a passage
     manifest_counts: tuple[int, int]
     actual_counts: tuple[int, int]
+    index: str = "flat"  # the FAISS kind and its parameters, as Reader.describe_index says
 
     @property
     def ok(self) -> bool:
@@ -128,8 +153,34 @@ class Consistency:
 
 def _id_diff(db: sqlite_utils.Database, index: Any) -> tuple[list[int], list[int]]:
     passage_ids = {r[0] for r in db.execute("SELECT id FROM passages")}
-    vector_ids = set(faiss.vector_to_array(index.id_map).tolist()) if index.ntotal else set()
+    vector_ids = set(ann.vector_ids(index).tolist())
     return sorted(passage_ids - vector_ids), sorted(vector_ids - passage_ids)
+
+
+# -- exact vectors in SQLite ----------------------------------------------------------------------
+def _blob(vector: NDArray[np.float32]) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _unblob(blob: bytes) -> NDArray[np.float32]:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _has_vector_table(db: sqlite_utils.Database) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vectors'").fetchone() is not None
+
+
+def _backfill_vectors(db: sqlite_utils.Database, index: Any) -> None:
+    """Give an index from before the ``vectors`` table one; its flat FAISS vectors are exact."""
+    db.executescript(VECTOR_TABLE)
+    if index.ntotal:
+        ids = faiss.vector_to_array(index.id_map).tolist()
+        vectors = index.index.reconstruct_n(0, index.ntotal)
+        db.conn.executemany(
+            "INSERT INTO vectors(id, v) VALUES (?, ?)",
+            ((i, _blob(v)) for i, v in zip(ids, vectors, strict=True)),
+        )
+    db.conn.commit()
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -208,9 +259,11 @@ class Writer:
         chunk_overlap: int,
         rebuild: bool = False,
         keep: int = 2,
+        ann_config: ann.AnnConfig | None = None,
     ):
         self.index_dir = index_dir
         self.keep = keep
+        self.ann = ann_config or ann.AnnConfig()
         index_dir.mkdir(parents=True, exist_ok=True)
         self._lock = (index_dir / LOCK).open("w")
         try:
@@ -242,13 +295,17 @@ class Writer:
             with sqlite3.connect(base / DB) as src, sqlite3.connect(self.folder / DB) as dst:
                 src.backup(dst)
             self.index = faiss.read_index(str(base / VECTORS))
+            self.trained_on = base_manifest.trained_on
         else:
             sqlite_utils.Database(self.folder / DB).executescript(SCHEMA)
-            self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            self.index = ann.new_flat(dimension)
+            self.trained_on = 0
         self.db = sqlite_utils.Database(self.folder / DB)
         # The folder is thrown away on a crash, so durability is only needed at commit.
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA journal_mode=MEMORY")
+        if not _has_vector_table(self.db):
+            _backfill_vectors(self.db, self.index)
         self.db.conn.execute("BEGIN")
 
     # context manager -------------------------------------------------------------------------
@@ -352,11 +409,12 @@ class Writer:
         if not rows:
             return {}
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = {}
-        for pid, h in rows:
-            with contextlib.suppress(RuntimeError):  # a vector not added yet in this generation
-                vectors[h] = self.index.reconstruct(int(pid))
-        self.index.remove_ids(ids)
+        exact = dict(
+            self.db.execute(f"SELECT id, v FROM vectors WHERE id IN ({_marks(ids)})", ids.tolist())
+        )
+        # A passage added earlier in this same generation may not have its vector yet.
+        vectors = {h: _unblob(exact[pid]) for pid, h in rows if pid in exact}
+        self.remove_vectors(ids.tolist())
         self.db.execute(f"DELETE FROM passages_fts WHERE rowid IN ({_marks(ids)})", ids.tolist())
         self.db.execute(f"DELETE FROM passages WHERE id IN ({_marks(ids)})", ids.tolist())
         return vectors
@@ -366,7 +424,9 @@ class Writer:
         return _id_diff(self.db, self.index)
 
     def remove_vectors(self, ids: Sequence[int]) -> None:
+        """Remove vectors from FAISS (really, in every kind) and from the exact copy."""
         self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+        self.db.execute(f"DELETE FROM vectors WHERE id IN ({_marks(ids)})", list(ids))
 
     def embed_inputs(self, ids: Sequence[int]) -> list[tuple[int, str]]:
         """(passage id, text the bi-encoder sees) for the given passages."""
@@ -378,14 +438,60 @@ class Writer:
         return [(r[0], embed_text(r[1], r[2])) for r in rows]
 
     def add_vectors(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
-        self.index.add_with_ids(
-            np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO vectors(id, v) VALUES (?, ?)",
+            ((int(i), _blob(v)) for i, v in zip(ids, vectors, strict=True)),
         )
+
+    # index kind ------------------------------------------------------------------------------
+    def _fit_index(self, n: int) -> None:
+        """Hold ``n`` vectors in the kind they call for; train a new index when needed."""
+        current = ann.kind_of(self.index)
+        if not self.ann.needs_training(n, current, self.trained_on):
+            return
+        kind = self.ann.kind_for(n, current)
+        dimension = self.meta["dimension"]
+        if kind == "flat":
+            index = ann.new_flat(dimension)
+        else:
+            nlist = ann.nlist_for(n)
+            sample = self._exact(
+                "SELECT id, v FROM vectors ORDER BY random() LIMIT ?",
+                [nlist * ann.TRAIN_PER_LIST],
+            )[1]
+            index = ann.train_ivf(sample, nlist, self.ann.nprobe)
+        last = -1
+        while True:
+            ids, vectors = self._exact(
+                "SELECT id, v FROM vectors WHERE id > ? ORDER BY id LIMIT ?", [last, REBUILD_BATCH]
+            )
+            if not len(ids):
+                break
+            index.add_with_ids(vectors, ids)
+            last = int(ids[-1])
+        log.info("index rebuilt as %s for %d vectors (was %s)", kind, n, current)
+        self.index, self.trained_on = index, (n if kind == "ivf" else 0)
+
+    def _exact(
+        self, sql: str, params: Sequence[Any]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        rows = self.db.execute(sql, list(params)).fetchall()
+        dimension = self.meta["dimension"]
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.array([_unblob(r[1]) for r in rows], dtype=np.float32).reshape(-1, dimension)
+        return ids, vectors
+
+    def _index_params(self) -> dict[str, int]:
+        ivf = faiss.try_extract_index_ivf(self.index)
+        return {} if ivf is None else {"nlist": ivf.nlist, "nprobe": self.ann.nprobe}
 
     # publish ---------------------------------------------------------------------------------
     def commit(self, rerank_model: str | None = None) -> Manifest:
         """Write vectors and manifest, make them durable, then switch ``CURRENT`` to them."""
         docs, passages = self.count()
+        self._fit_index(passages)
         if self.index.ntotal != passages:
             raise IndexFormatError(
                 f"refusing to publish: {passages} passages but {self.index.ntotal} vectors"
@@ -399,6 +505,9 @@ class Writer:
             documents=docs,
             passages=passages,
             created_at=datetime.now(UTC),
+            index_type=ann.kind_of(self.index),
+            index_params=self._index_params(),
+            trained_on=self.trained_on,
             **self.meta,
         )
         (self.folder / MANIFEST).write_text(manifest.model_dump_json(indent=2))
@@ -440,6 +549,7 @@ class Reader:
             raise IndexFormatError(f"{self.folder}: cannot open index ({exc})") from None
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.Lock()
+        self._exact_vectors = _has_vector_table(self.db)
         self.metadata_fields = {
             r[0]
             for r in self._query(
@@ -480,16 +590,16 @@ class Reader:
         self, query_vec: NDArray[np.float32], k: int, filters: dict[str, Any] | None = None
     ) -> list[tuple[int, float]]:
         """Top-k passages by inner product (= cosine: vectors are normalised)."""
-        params = None
+        allowed = None
         if filters:
             allowed = self.passage_ids(filters)
             if not len(allowed):
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
         k = min(k, self.index.ntotal)
         if k <= 0:
             return []
-        scores, ids = self.index.search(query_vec.reshape(1, -1), k, params=params)
+        nprobe = self.manifest.index_params.get("nprobe", 1)
+        scores, ids = ann.search(self.index, query_vec, k, nprobe, allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def keyword(
@@ -509,11 +619,18 @@ class Reader:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def vectors(self, ids: Sequence[int]) -> NDArray[np.float32]:
-        return (
-            np.stack([self.index.reconstruct(int(i)) for i in ids])
-            if ids
-            else np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        )
+        """The exact vectors of these passages, in order (never the index's lossy codes)."""
+        if not ids:
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        if not self._exact_vectors:  # written before the vectors table: a flat, exact index
+            return np.stack([self.index.reconstruct(int(i)) for i in ids])
+        found = dict(self._query(f"SELECT id, v FROM vectors WHERE id IN ({_marks(ids)})", ids))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise IndexFormatError(
+                f"{self.folder}: passage {missing[0]} has no vector; run `heed check --repair`"
+            )
+        return np.stack([_unblob(found[i]) for i in ids])
 
     def passages(self, ids: Iterable[int]) -> dict[int, PassageHit]:
         ids = list(ids)
@@ -553,6 +670,14 @@ class Reader:
     def counts(self) -> tuple[int, int]:
         return self.manifest.documents, self.manifest.passages
 
+    def describe_index(self) -> str:
+        """FAISS kind and parameters, e.g. ``ivf-sq8 nlist=4096 nprobe=16 trained_on=1000000``."""
+        m = self.manifest
+        if m.index_type == "flat":
+            return "flat (exact)"
+        params = " ".join(f"{k}={v}" for k, v in m.index_params.items())
+        return f"{m.index_type}-sq8 {params} trained_on={m.trained_on}"
+
     def consistency(self) -> Consistency:
         with self._lock:
             missing, orphans = _id_diff(self.db, self.index)
@@ -566,6 +691,7 @@ class Reader:
             orphan_vectors=orphans,
             manifest_counts=self.counts(),
             actual_counts=(docs, passages),
+            index=self.describe_index(),
         )
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
+from heed.ann import AnnConfig
 from heed.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, SourceError
 from heed.records import Document
@@ -69,6 +70,7 @@ def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
+        ann_config=AnnConfig(settings.index_type, settings.ann_threshold, settings.ivf_nprobe),
     )
 
 

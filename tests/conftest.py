@@ -46,12 +46,24 @@ def settings(tmp_path_factory: pytest.TempPathFactory, encoder: BiEncoder) -> Se
     return settings
 
 
-@pytest.fixture
-def writable_settings(settings: Settings, tmp_path: Path) -> Settings:
-    """A private copy of the session index, for tests that change it."""
+@pytest.fixture(scope="session")
+def ann_settings(tmp_path_factory: pytest.TempPathFactory, encoder: BiEncoder) -> Settings:
+    """The same corpus in an IVF-SQ8 index: a tiny ``ann_threshold`` makes ``auto`` choose it."""
+    settings = make_settings(tmp_path_factory.mktemp("ann") / "idx", ann_threshold=10)
+    build_index(read_documents([MINI]), settings, encoder=encoder)
+    return settings
+
+
+def writable_copy(settings: Settings, tmp_path: Path) -> Settings:
+    """A private copy of a session index, for tests that change it."""
     copy = tmp_path / "idx"
     shutil.copytree(settings.index_dir, copy)
     return settings.model_copy(update={"index_dir": copy})
+
+
+@pytest.fixture
+def writable_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return writable_copy(settings, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ reads the environment itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,28 @@ from pydantic_settings import (
 
 Mode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["rrf", "weighted"]
+Backend = Literal["torch", "onnx"]
+Quantize = Literal["none", "int8"]
+GraphOptimization = Literal["disable", "basic", "extended", "all"]
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    """How models run (not which): the part of a loaded model's cache key that settings set."""
+
+    backend: Backend = "onnx"
+    quantize: Quantize = "none"
+    optimization: GraphOptimization = "all"
+    cache_dir: Path = Path("var/models")
+    threads: int | None = None
+    rerank_max_tokens: int | None = None
+
+    @property
+    def variant(self) -> str:
+        """A short label for logs and reports: torch, onnx-fp32 or onnx-int8."""
+        if self.backend == "torch":
+            return "torch"
+        return f"onnx-{'fp32' if self.quantize == 'none' else self.quantize}"
 
 
 class Settings(BaseSettings):
@@ -51,7 +74,24 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(200, ge=16, description="passage length in bi-encoder tokens")
     chunk_overlap: int = Field(32, ge=0, description="tokens shared by neighbouring passages")
     batch_size: int = Field(32, ge=1)
-    threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
+    threads: int | None = Field(
+        None, ge=1, description="inference threads (torch and ONNX Runtime); default: all cores"
+    )
+    backend: Backend = Field(
+        "onnx", description="torch, or onnx: ONNX Runtime on models exported from the local weights"
+    )
+    quantize: Quantize = Field(
+        "none", description="onnx backend: int8 dynamically quantises the weights (smaller, faster)"
+    )
+    onnx_optimization: GraphOptimization = Field(
+        "all", description="onnx backend: ONNX Runtime graph optimisation level"
+    )
+    model_cache: Path = Field(
+        Path("var/models"), description="where exported (and quantised) ONNX models are kept"
+    )
+    rerank_max_tokens: int | None = Field(
+        None, ge=32, le=512, description="re-rank pair length cap in tokens; None: the model's own"
+    )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
 
     host: str = "127.0.0.1"
@@ -62,6 +102,16 @@ class Settings(BaseSettings):
     )
     admin_key: SecretStr | None = None
     read_key: SecretStr | None = None
+
+    def model_runtime(self) -> ModelRuntime:
+        return ModelRuntime(
+            backend=self.backend,
+            quantize=self.quantize,
+            optimization=self.onnx_optimization,
+            cache_dir=self.model_cache,
+            threads=self.threads,
+            rerank_max_tokens=self.rerank_max_tokens,
+        )
 
     @field_validator("rate_limit")
     @classmethod

@@ -83,11 +83,16 @@ def cached_model(kind: str, location: str, runtime: ModelRuntime, export: Export
         raise ModelExportError(f"cannot create the model cache {cache}: {exc}") from None
     fp32 = cache / f"{stem}-fp32.onnx"
     with _exclusive(cache / ".export.lock"):
-        _ensure(fp32, export)
         if runtime.quantize == "none":
+            _ensure(fp32, export)
             return fp32
         int8 = cache / f"{stem}-int8.onnx"
-        _ensure(int8, lambda out: _quantize_int8(fp32, out))
+
+        def quantized(out: Path) -> None:
+            _ensure(fp32, export)
+            _quantize_int8(fp32, out)
+
+        _ensure(int8, quantized)  # a valid int8 file needs no fp32 beside it (a slimmer image)
         return int8
 
 

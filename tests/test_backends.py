@@ -148,3 +148,16 @@ def test_an_unloadable_model_file_is_a_clear_error(tmp_path, model):
     path = cached_model("bi", str(model), runtime_in(tmp_path), Exports(b"not onnx"))
     with pytest.raises(ModelExportError, match="delete it to export it again"):
         open_session(path, runtime_in(tmp_path))
+
+
+def test_int8_is_made_from_the_fp32_export_and_needs_it_only_once(tmp_path, model, monkeypatch):
+    import heed.onnx_models as onnx_models
+
+    monkeypatch.setattr(onnx_models, "_quantize_int8", lambda fp32, out: out.write_bytes(b"q8"))
+    runtime = dataclasses.replace(runtime_in(tmp_path), quantize="int8")
+    exports = Exports()
+    int8 = cached_model("rerank", str(model), runtime, exports)
+    assert int8.name.endswith("-int8.onnx") and int8.read_bytes() == b"q8"
+    next(int8.parent.glob("*-fp32.onnx")).unlink()
+    assert cached_model("rerank", str(model), runtime, exports) == int8
+    assert exports.calls == 1

@@ -36,7 +36,8 @@ CANDIDATES = 20
 
 
 def variants(base: ModelRuntime, rerank_max_tokens: int | None) -> dict[str, ModelRuntime]:
-    torch = dataclasses.replace(base, backend="torch", quantize="none")
+    """torch fp32 at the model's own pair length, the ONNX variants, and heed's default."""
+    torch = dataclasses.replace(base, backend="torch", quantize="none", rerank_max_tokens=None)
     out = {
         "torch fp32": torch,
         "onnx fp32": dataclasses.replace(torch, backend="onnx"),
@@ -46,6 +47,7 @@ def variants(base: ModelRuntime, rerank_max_tokens: int | None) -> dict[str, Mod
         out[f"onnx int8, pairs ≤{rerank_max_tokens}"] = dataclasses.replace(
             out["onnx int8"], rerank_max_tokens=rerank_max_tokens
         )
+    out[f"default ({base.variant}, pairs ≤{base.rerank_max_tokens or 256})"] = base
     return out
 
 

@@ -83,7 +83,7 @@ def cached_model(kind: str, location: str, runtime: ModelRuntime, export: Export
         raise ModelExportError(f"cannot create the model cache {cache}: {exc}") from None
     fp32 = cache / f"{stem}-fp32.onnx"
     with _exclusive(cache / ".export.lock"):
-        if runtime.quantize == "none":
+        if not runtime.quantized(kind):
             _ensure(fp32, export)
             return fp32
         int8 = cache / f"{stem}-int8.onnx"

@@ -21,7 +21,7 @@ from pydantic_settings import (
 Mode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["rrf", "weighted"]
 Backend = Literal["torch", "onnx"]
-Quantize = Literal["none", "int8"]
+Quantize = Literal["none", "int8", "rerank"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
 
 
@@ -30,18 +30,24 @@ class ModelRuntime:
     """How models run (not which): the part of a loaded model's cache key that settings set."""
 
     backend: Backend = "onnx"
-    quantize: Quantize = "none"
+    quantize: Quantize = "rerank"
     optimization: GraphOptimization = "all"
     cache_dir: Path = Path("var/models")
     threads: int | None = None
-    rerank_max_tokens: int | None = None
+    rerank_max_tokens: int | None = 128
+
+    def quantized(self, kind: str) -> bool:
+        """Whether the model of this kind ("bi" or "rerank") runs as int8."""
+        return self.quantize == "int8" or (self.quantize == "rerank" and kind == "rerank")
 
     @property
     def variant(self) -> str:
         """A short label for logs and reports: torch, onnx-fp32 or onnx-int8."""
         if self.backend == "torch":
             return "torch"
-        return f"onnx-{'fp32' if self.quantize == 'none' else self.quantize}"
+        return {"none": "onnx-fp32", "int8": "onnx-int8", "rerank": "onnx-int8-rerank"}[
+            self.quantize
+        ]
 
 
 class Settings(BaseSettings):
@@ -81,7 +87,9 @@ class Settings(BaseSettings):
         "onnx", description="torch, or onnx: ONNX Runtime on models exported from the local weights"
     )
     quantize: Quantize = Field(
-        "none", description="onnx backend: int8 dynamically quantises the weights (smaller, faster)"
+        "rerank",
+        description="onnx backend: int8 (dynamic, weights) for both models, rerank: for the "
+        "re-ranker only (int8 cost the bi-encoder 0.0056 nDCG@10 on Cranfield), none: fp32",
     )
     onnx_optimization: GraphOptimization = Field(
         "all", description="onnx backend: ONNX Runtime graph optimisation level"
@@ -90,7 +98,11 @@ class Settings(BaseSettings):
         Path("var/models"), description="where exported (and quantised) ONNX models are kept"
     )
     rerank_max_tokens: int | None = Field(
-        None, ge=32, le=512, description="re-rank pair length cap in tokens; None: the model's own"
+        128,
+        ge=32,
+        le=512,
+        description="re-rank pair length cap in tokens (query + passage); None: the model's own "
+        "(256). 128 chosen on SQuAD dev: same nDCG@10, 2.6x faster",
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
 

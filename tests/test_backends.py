@@ -161,3 +161,9 @@ def test_int8_is_made_from_the_fp32_export_and_needs_it_only_once(tmp_path, mode
     next(int8.parent.glob("*-fp32.onnx")).unlink()
     assert cached_model("rerank", str(model), runtime, exports) == int8
     assert exports.calls == 1
+
+
+def test_quantize_rerank_keeps_the_bi_encoder_fp32():
+    runtime = ModelRuntime(backend="onnx", quantize="rerank")
+    assert runtime.quantized("rerank") and not runtime.quantized("bi")
+    assert ModelRuntime(quantize="int8").quantized("bi")

@@ -156,7 +156,13 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
     """Dynamic int8: weights stored as int8, activations quantised per batch at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True)
+    # The quantiser logs advice and per-tensor notes on the root logger; not for heed's users.
+    quiet = logging.Filter("heed")
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 # -- export ---------------------------------------------------------------------------------------

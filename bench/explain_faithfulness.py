@@ -57,7 +57,8 @@ def main() -> None:
     from heed.explain import METHODS, Explainer, content_words, deletion_drop, top_spans, word_spans
     from heed.settings import Settings
 
-    model = load_reranker(Settings().rerank_model).model
+    settings = Settings()
+    model = load_reranker(settings.rerank_model, settings.model_runtime()).model
     explainer = Explainer(model)
     pairs = load_pairs(args.collection, args.pairs)
     rng = np.random.default_rng(0)

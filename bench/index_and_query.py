@@ -45,7 +45,7 @@ def stage_heed(index_dir: Path) -> dict:
     from indexer.sources import read_documents
 
     settings = Settings(index_dir=index_dir)
-    load_bi_encoder(settings.embed_model).encode_queries(["warm up"])
+    load_bi_encoder(settings.embed_model, settings.model_runtime()).encode_queries(["warm up"])
     started = time.perf_counter()
     stats = build_index(read_documents([CORPUS]), settings)
     seconds = time.perf_counter() - started

@@ -91,8 +91,8 @@ def main() -> None:
     docs = read_documents([collection.corpus], Fields(id="_id"), on_error=lambda e: None)
     build_index(docs, settings)
     started = time.monotonic()
-    reranker = CachedReranker(load_reranker(settings.rerank_model))
-    encoder = CachedEncoder(load_bi_encoder(settings.embed_model))
+    reranker = CachedReranker(load_reranker(settings.rerank_model, settings.model_runtime()))
+    encoder = CachedEncoder(load_bi_encoder(settings.embed_model, settings.model_runtime()))
     searcher = Searcher(open_reader(args.index), encoder, reranker, settings)  # type: ignore[arg-type]
     rows = sweep(collection, searcher, args.modes.split(","))
     table = Table(title=f"{collection.name}: re-rank sweep ({len(collection.queries)} queries)")

@@ -189,13 +189,13 @@ def search(
     reader = open_reader(settings.index_dir)
     wants_rerank = settings.rerank if rerank is None else rerank
     reranker = (
-        load_reranker(settings.rerank_model)
+        load_reranker(settings.rerank_model, settings.model_runtime())
         if settings.rerank_model and (wants_rerank or explain)
         else None
     )
     searcher = Searcher(
         reader,
-        load_bi_encoder(settings.embed_model),
+        load_bi_encoder(settings.embed_model, settings.model_runtime()),
         reranker,
         settings,
         explainer_for(reranker, settings.explain_method),
@@ -348,11 +348,13 @@ def eval_(
         run_index([collection.corpus], settings, fields=Fields(id="_id"), skip_errors=True)
         needs_rerank = any("rerank" in n for n in names)
         reranker = (
-            load_reranker(settings.rerank_model) if needs_rerank and settings.rerank_model else None
+            load_reranker(settings.rerank_model, settings.model_runtime())
+            if needs_rerank and settings.rerank_model
+            else None
         )
         searcher = Searcher(
             open_reader(settings.index_dir),
-            load_bi_encoder(settings.embed_model),
+            load_bi_encoder(settings.embed_model, settings.model_runtime()),
             reranker,
             settings,
         )

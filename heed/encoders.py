@@ -21,12 +21,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from heed.batching import length_sorted_batches
 from heed.errors import ModelNotFound
+from heed.settings import ModelRuntime
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ProgressFn = Callable[[int, int], None]
+DEFAULT_RUNTIME = ModelRuntime()
 
 
 def resolve_model(name: str) -> str:
@@ -61,7 +64,10 @@ def _offline() -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """Torch intra-op threads; None keeps torch's default (all cores)."""
+    """Torch intra-op threads; None keeps torch's default (all cores).
+
+    ONNX Runtime sessions take theirs from the runtime (see ``heed.onnx_models.open_session``).
+    """
     if threads:
         import torch
 
@@ -69,21 +75,37 @@ def set_threads(threads: int | None) -> None:
 
 
 class BiEncoder:
-    """A sentence-transformers bi-encoder; always returns L2-normalised float32 rows."""
+    """A sentence-transformers bi-encoder; always returns L2-normalised float32 rows.
 
-    def __init__(self, name: str):
+    ``runtime.backend`` picks torch or ONNX Runtime; both tokenise, pool and normalise the same
+    way, so an index built on one backend answers queries embedded on the other.
+    """
+
+    def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
         _offline()
-        from sentence_transformers import SentenceTransformer
-
         self.name = name
+        self.runtime = runtime
+        location = resolve_model(name)
+        self.model: Any = None
+        self._onnx: Any = None
         try:
-            self.model = SentenceTransformer(resolve_model(name), device="cpu")
+            if runtime.backend == "onnx":
+                from heed.onnx_models import OnnxSentenceEncoder
+
+                self._onnx = OnnxSentenceEncoder(location, runtime)
+                self.dim = self._onnx.dim
+                self.max_tokens = self._onnx.max_seq_length
+                self.tokenizer = self._onnx.tokenizer
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                self.model = SentenceTransformer(location, device="cpu")
+                self.dim = int(self.model.get_embedding_dimension())
+                self.max_tokens = int(self.model.max_seq_length)
+                self.tokenizer = self.model.tokenizer
         except OSError as exc:
             raise ModelNotFound(f"cannot load bi-encoder {name!r} offline: {exc}") from None
-        self.dim = int(self.model.get_embedding_dimension())
-        self.max_tokens = int(self.model.max_seq_length)
-        self.tokenizer = self.model.tokenizer
-        self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+        self._lock = threading.Lock()  # torch modules and tokenizers are not re-entrant
 
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries), batch_size=32)
@@ -94,19 +116,20 @@ class BiEncoder:
         """Embeds in length-sorted batches (little padding); rows come back in input order."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        step = batch_size * 8
-        for start in range(0, len(order), step):
-            idx = order[start : start + step]
+        done = 0
+        for idx in length_sorted_batches(texts, batch_size * 8):
             out[idx] = self._encode([texts[i] for i in idx], batch_size=batch_size)
+            done += len(idx)
             if on_progress:
-                on_progress(min(start + step, len(texts)), len(texts))
+                on_progress(done, len(texts))
         return out
 
     def _encode(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            if self._onnx is not None:
+                return self._onnx.encode(texts, batch_size)
             vecs = self.model.encode(
                 texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
             )
@@ -114,26 +137,59 @@ class BiEncoder:
 
 
 class Reranker:
-    """A cross-encoder: heed's gated model (own folder format) or a sentence-transformers one."""
+    """A cross-encoder: heed's gated model (own folder format) or a sentence-transformers one.
 
-    def __init__(self, name: str):
+    heed's model runs on the configured backend; a sentence-transformers cross-encoder always
+    runs on torch (its ONNX path needs optimum, which heed does not depend on).
+    """
+
+    def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
         _offline()
-        from heed.reranker import GatedCrossEncoder, is_gated_cross_encoder
+        from heed.reranker import is_gated_cross_encoder
 
         self.name = name
-        location = resolve_model(name)
+        self.runtime = runtime
+        self._location = resolve_model(name)
         self._lock = threading.Lock()
         self._heed: Any = None
+        self._onnx: Any = None
         self._st: Any = None
         try:
-            if is_gated_cross_encoder(Path(location)):
-                self._heed = GatedCrossEncoder.load(Path(location))
-            else:
+            if not is_gated_cross_encoder(Path(self._location)):
                 from sentence_transformers import CrossEncoder
 
-                self._st = CrossEncoder(location, device="cpu")
+                self._st = CrossEncoder(self._location, device="cpu")
+            elif runtime.backend == "onnx":
+                from heed.onnx_models import OnnxGatedCrossEncoder
+
+                self._onnx = OnnxGatedCrossEncoder(
+                    self._location, runtime, max_length=runtime.rerank_max_tokens
+                )
+            else:
+                self.torch_model()
         except OSError as exc:
             raise ModelNotFound(f"cannot load re-ranker {name!r} offline: {exc}") from None
+
+    def torch_model(self) -> Any:
+        """The torch model (heed's GatedCrossEncoder), loaded on first use when running on ONNX.
+
+        Explanations need it: attention weights and gradients exist only in torch.
+        """
+        if self._st is not None:
+            return self._st
+        if self._heed is None:
+            from heed.reranker import GatedCrossEncoder
+
+            model = GatedCrossEncoder.load(Path(self._location))
+            if self.runtime.rerank_max_tokens:
+                model.max_length = self.runtime.rerank_max_tokens
+            self._heed = model
+        return self._heed
+
+    @property
+    def model(self) -> Any:
+        """Same as :meth:`torch_model`."""
+        return self.torch_model()
 
     def score(
         self, query: str, passages: Sequence[str], batch_size: int = 32
@@ -142,25 +198,23 @@ class Reranker:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
-            if self._heed is not None:
-                return self._heed.score(query, passages, batch_size=batch_size)
+            if self._onnx is not None:
+                return self._onnx.score(query, passages, batch_size=batch_size)
+            if self._st is None:
+                return self.torch_model().score(query, passages, batch_size=batch_size)
             pairs = [(query, p) for p in passages]
             return np.asarray(self._st.predict(pairs, batch_size=batch_size), dtype=np.float32)
 
-    @property
-    def model(self) -> Any:
-        return self._heed if self._heed is not None else self._st
+
+@lru_cache(maxsize=4)
+def load_bi_encoder(name: str, runtime: ModelRuntime = DEFAULT_RUNTIME) -> BiEncoder:
+    """One instance per model name, runtime and process."""
+    log.info("loading bi-encoder %s (%s)", name, runtime.variant)
+    return BiEncoder(name, runtime)
 
 
 @lru_cache(maxsize=4)
-def load_bi_encoder(name: str) -> BiEncoder:
-    """One instance per model name and process."""
-    log.info("loading bi-encoder %s", name)
-    return BiEncoder(name)
-
-
-@lru_cache(maxsize=4)
-def load_reranker(name: str) -> Reranker:
-    """One instance per model name and process."""
-    log.info("loading re-ranker %s", name)
-    return Reranker(name)
+def load_reranker(name: str, runtime: ModelRuntime = DEFAULT_RUNTIME) -> Reranker:
+    """One instance per model name, runtime and process."""
+    log.info("loading re-ranker %s (%s)", name, runtime.variant)
+    return Reranker(name, runtime)

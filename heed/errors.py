@@ -59,6 +59,12 @@ class ModelNotFound(HeedError):
     code, status = "model_not_found", 500
 
 
+class ModelExportError(HeedError):
+    """A model cannot be exported to ONNX, quantised, or its cached export cannot be loaded."""
+
+    code, status = "model_export", 500
+
+
 class DocumentNotFound(HeedError):
     """No document with that id."""
 

@@ -15,7 +15,7 @@ tokenizer files) plus ``heed_reranker.json`` holding the gates, scale and bias.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
+
+from heed.batching import length_sorted_batches
 
 HEAD_FILE = "heed_reranker.json"
 QUERY_MAX_TOKENS = 64
@@ -48,35 +50,13 @@ class GatedCrossEncoder(nn.Module):
         self, queries: Sequence[str], passages: Sequence[str]
     ) -> dict[str, torch.Tensor]:
         """Token ids, positions (restarting at the passage's own [CLS]) and segment ids, padded."""
-        return self.encode_pairs_with_offsets(queries, passages)[0]
+        return encode_pairs(self.tokenizer, queries, passages, self.max_length)
 
     def encode_pairs_with_offsets(
         self, queries: Sequence[str], passages: Sequence[str]
     ) -> tuple[dict[str, torch.Tensor], list[list[tuple[int, int]]]]:
         """:meth:`encode_pairs`, plus each passage token's character span (explanations)."""
-        q_ids = self.tokenizer(list(queries), truncation=True, max_length=QUERY_MAX_TOKENS)[
-            "input_ids"
-        ]
-        rows, offsets = [], []
-        for q, passage in zip(q_ids, passages, strict=True):
-            budget = max(8, self.max_length - len(q))
-            enc = self.tokenizer(
-                passage, truncation=True, max_length=budget, return_offsets_mapping=True
-            )
-            rows.append((q, enc["input_ids"]))
-            offsets.append([tuple(o) for o in enc["offset_mapping"]])
-        width = max(len(q) + len(p) for q, p in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        pos = torch.zeros_like(ids)
-        seg = torch.full_like(ids, -1)
-        for i, (q, p) in enumerate(rows):
-            n = len(q) + len(p)
-            ids[i, :n] = torch.tensor(q + p)
-            pos[i, : len(q)] = torch.arange(len(q))
-            pos[i, len(q) : n] = torch.arange(len(p))
-            seg[i, : len(q)] = 0
-            seg[i, len(q) : n] = 1
-        return {"input_ids": ids, "position_ids": pos, "segments": seg}, offsets
+        return encode_pairs_with_offsets(self.tokenizer, queries, passages, self.max_length)
 
     # -- forward ---------------------------------------------------------------------------------
     def layer_masks(self, segments: torch.Tensor, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -127,14 +107,14 @@ class GatedCrossEncoder(nn.Module):
         self, query: str | Sequence[str], passages: Sequence[str], batch_size: int = 32
     ) -> NDArray[np.float32]:
         """Scores for (query, passage) pairs; batches are length-sorted so padding stays small."""
-        queries = [query] * len(passages) if isinstance(query, str) else list(query)
-        out = np.zeros(len(passages), dtype=np.float32)
-        order = np.argsort([-len(p) for p in passages], kind="stable")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = self.encode_pairs([queries[i] for i in idx], [passages[i] for i in idx])
-            out[idx] = self.forward(batch).float().numpy()
-        return out
+        return score_pairs(
+            lambda batch: self.forward(batch).float().numpy(),
+            self.tokenizer,
+            query,
+            passages,
+            self.max_length,
+            batch_size,
+        )
 
     # -- folder format ---------------------------------------------------------------------------
     def save(self, folder: Path, fp16: bool = True) -> None:
@@ -176,6 +156,61 @@ class GatedCrossEncoder(nn.Module):
             model.bias.fill_(head["bias"])
         model.max_length = int(head.get("max_length", 256))
         return model.eval()
+
+
+def encode_pairs(
+    tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int
+) -> dict[str, torch.Tensor]:
+    """The model's inputs for (query, passage) pairs, each pair cut to ``max_length`` tokens.
+
+    The query keeps up to QUERY_MAX_TOKENS; the passage gets the rest of the budget, so a long
+    passage loses its tail, never the question.
+    """
+    return encode_pairs_with_offsets(tokenizer, queries, passages, max_length)[0]
+
+
+def encode_pairs_with_offsets(
+    tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int
+) -> tuple[dict[str, torch.Tensor], list[list[tuple[int, int]]]]:
+    """:func:`encode_pairs`, plus the character span of each passage token in its passage."""
+    q_ids = tokenizer(list(queries), truncation=True, max_length=QUERY_MAX_TOKENS)["input_ids"]
+    rows, offsets = [], []
+    for q, passage in zip(q_ids, passages, strict=True):
+        budget = max(8, max_length - len(q))
+        enc = tokenizer(passage, truncation=True, max_length=budget, return_offsets_mapping=True)
+        rows.append((q, enc["input_ids"]))
+        offsets.append([tuple(o) for o in enc["offset_mapping"]])
+    width = max(len(q) + len(p) for q, p in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    pos = torch.zeros_like(ids)
+    seg = torch.full_like(ids, -1)
+    for i, (q, p) in enumerate(rows):
+        n = len(q) + len(p)
+        ids[i, :n] = torch.tensor(q + p)
+        pos[i, : len(q)] = torch.arange(len(q))
+        pos[i, len(q) : n] = torch.arange(len(p))
+        seg[i, : len(q)] = 0
+        seg[i, len(q) : n] = 1
+    return {"input_ids": ids, "position_ids": pos, "segments": seg}, offsets
+
+
+def score_pairs(
+    run: Callable[[dict[str, torch.Tensor]], NDArray[np.float32]],
+    tokenizer: Any,
+    query: str | Sequence[str],
+    passages: Sequence[str],
+    max_length: int,
+    batch_size: int = 32,
+) -> NDArray[np.float32]:
+    """Scores from ``run`` (torch or ONNX Runtime) over length-sorted batches, in input order."""
+    queries = [query] * len(passages) if isinstance(query, str) else list(query)
+    out = np.zeros(len(passages), dtype=np.float32)
+    for idx in length_sorted_batches(passages, batch_size):
+        batch = encode_pairs(
+            tokenizer, [queries[i] for i in idx], [passages[i] for i in idx], max_length
+        )
+        out[idx] = run(batch)
+    return out
 
 
 def is_gated_cross_encoder(folder: Path) -> bool:

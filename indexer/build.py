@@ -90,7 +90,7 @@ def build_index(
     """
     started = time.monotonic()
     set_threads(settings.threads)
-    encoder = encoder or load_bi_encoder(settings.embed_model)
+    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
     chunker = chunker_for(encoder, settings)
     stats = BuildStats()
     report = on_progress or (lambda _: None)
@@ -141,7 +141,7 @@ def delete_documents(
 ) -> BuildStats:
     """Remove documents (their passages, vectors and keyword rows) as one new generation."""
     started = time.monotonic()
-    encoder = encoder or load_bi_encoder(settings.embed_model)
+    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
     stats = BuildStats()
     with open_writer(settings, encoder) as writer:
         for doc_id in doc_ids:
@@ -160,7 +160,7 @@ def repair_index(settings: Settings, encoder: BiEncoder | None = None) -> BuildS
     manifest is rewritten with the true counts.
     """
     started = time.monotonic()
-    encoder = encoder or load_bi_encoder(settings.embed_model)
+    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
     stats = BuildStats()
     with open_writer(settings, encoder) as writer:
         missing, orphans = writer.id_diff()

@@ -108,7 +108,7 @@ def run_reindex(
         target = settings.model_copy(update={"embed_model": job.embed_model})
         # Its own model instance: the service's instance is locked per call (its tokenizer is
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
-        encoder = BiEncoder(job.embed_model)
+        encoder = BiEncoder(job.embed_model, settings.model_runtime())
         docs = read_documents([Path(job.source)])
         stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
         job.generation, job.state = stats.generation, JobState.succeeded

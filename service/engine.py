@@ -48,16 +48,16 @@ class Engine:
             j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
             for j in self.jobs.list()
         ):
-            self.encoder = load_bi_encoder(built_with)
+            self.encoder = load_bi_encoder(built_with, self.settings.model_runtime())
         return self.encoder
 
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        self.encoder = load_bi_encoder(self.settings.embed_model)
+        self.encoder = load_bi_encoder(self.settings.embed_model, self.settings.model_runtime())
         self.encoder.encode_queries(["warm up"])
         if self.settings.rerank_model:
-            self.reranker = load_reranker(self.settings.rerank_model)
+            self.reranker = load_reranker(self.settings.rerank_model, self.settings.model_runtime())
             self.reranker.score("warm up", ["warm up"])
             self.explainer = explainer_for(self.reranker, self.settings.explain_method)
 

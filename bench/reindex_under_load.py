@@ -11,21 +11,24 @@ no job running. Prints a table, writes bench/results/reindex_under_load.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.index_and_query import CORPUS, ENV, RESULTS, ROOT, serve
+from bench.common import (
+    CORPUS,
+    ROOT,
+    build_shipped_index,
+    percentiles,
+    serve,
+    stop_server,
+    write_results,
+)
 from bench.queries import QUERIES
 
 ADMIN = {"Authorization": "Bearer bench-admin"}
@@ -74,7 +77,7 @@ def load(url: str, clients: int, until: threading.Event, body: dict) -> dict:
 def finish(run: dict) -> dict:
     for t in run["threads"]:
         t.join()
-    lat = np.array(run["latencies"])
+    lat = run["latencies"]
     seconds = time.perf_counter() - run["started"]
     return {
         "searches": len(lat),
@@ -82,9 +85,7 @@ def finish(run: dict) -> dict:
         "failures": run["failures"][:5],
         "generations_seen": sorted(run["generations"]),
         "throughput_per_s": round(len(lat) / seconds, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 1),
-        "p95_ms": round(float(np.percentile(lat, 95)), 1),
-        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        **percentiles(lat),
     }
 
 
@@ -97,13 +98,7 @@ def main() -> None:
     body = {"k": 10, "rerank": args.rerank}
     with tempfile.TemporaryDirectory(prefix="heed-load-") as tmp:
         index_dir = Path(tmp) / "index"
-        subprocess.run(
-            [sys.executable, "-m", "heed", "index", str(CORPUS), "--index", str(index_dir)],
-            env=ENV,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+        build_shipped_index(index_dir)
         proc, url = serve(index_dir, HEED_ADMIN_KEY="bench-admin")
         try:
             stop = threading.Event()
@@ -129,8 +124,7 @@ def main() -> None:
             stop.set()
             during = finish(run)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
     job_s = None
     if job.get("finished_at") and job.get("started_at"):
         from datetime import datetime
@@ -166,21 +160,15 @@ def main() -> None:
         f"job {job['state']}: {job['passages_total']} passages in {job_s:.0f}s; "
         f"p99 during / baseline = {during['p99_ms'] / baseline['p99_ms']:.2f}x"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "reindex_under_load.json"
-    out.write_text(
-        json.dumps(
-            {
-                "clients": args.clients,
-                "rerank": args.rerank,
-                "cores": os.cpu_count(),
-                "job": {"state": job["state"], "seconds": job_s, "passages": job["passages_total"]},
-                "baseline": baseline,
-                "during_reindex": during,
-            },
-            indent=2,
-        )
-        + "\n"
+    out = write_results(
+        "reindex_under_load",
+        {
+            "clients": args.clients,
+            "rerank": args.rerank,
+            "job": {"state": job["state"], "seconds": job_s, "passages": job["passages_total"]},
+            "baseline": baseline,
+            "during_reindex": during,
+        },
     )
     print(f"wrote {out.relative_to(ROOT)}")
 

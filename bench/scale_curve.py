@@ -67,7 +67,7 @@ def query_vectors(limit: int) -> NDArray[np.float32]:
     if squad.exists():
         with squad.open() as fh:
             texts += [json.loads(line)["text"] for line in fh]
-    encoder = load_bi_encoder(Settings().embed_model)
+    encoder = load_bi_encoder(Settings().embed_model, Settings().model_runtime())
     return encoder.encode_queries(texts[:limit])
 
 

@@ -43,15 +43,26 @@ def test_settings_default_runtime_is_the_loaders_default():
 def test_onnx_bi_encoder_vectors_match_torch():
     torch_vecs = load_bi_encoder(SETTINGS.embed_model, TORCH).encode_passages(TEXTS)
     onnx = load_bi_encoder(SETTINGS.embed_model, ONNX)
-    onnx_vecs = onnx.encode_passages(TEXTS)
+    onnx_vecs = onnx.encode_queries(TEXTS)  # queries always run on ONNX Runtime
     int8_vecs = load_bi_encoder(SETTINGS.embed_model, INT8).encode_passages(TEXTS)
     assert onnx_vecs.dtype == np.float32 and onnx_vecs.shape == torch_vecs.shape
     np.testing.assert_allclose(np.linalg.norm(onnx_vecs, axis=1), 1.0, atol=1e-5)
     assert (torch_vecs * onnx_vecs).sum(1).min() > 0.9999
     assert (torch_vecs * int8_vecs).sum(1).min() > 0.98
     assert onnx.max_tokens == 256 and onnx.dim == 384
-    queries = onnx.encode_queries([TEXTS[0]])
-    np.testing.assert_allclose(queries[0], onnx_vecs[0], atol=1e-5)
+
+
+def test_fp32_onnx_embeds_passages_on_torch_and_int8_on_its_own_model():
+    onnx = BiEncoder(SETTINGS.embed_model, ONNX)
+    assert onnx.model is None
+    passages = onnx.encode_passages(TEXTS)
+    assert onnx.model is not None  # the faster path for long passages, loaded on first use
+    assert (passages * onnx.encode_queries(TEXTS)).sum(1).min() > 0.9999
+    int8 = load_bi_encoder(SETTINGS.embed_model, INT8)
+    np.testing.assert_allclose(
+        int8.encode_passages(TEXTS[:1]), int8.encode_queries(TEXTS[:1]), atol=1e-5
+    )
+    assert int8.model is None
 
 
 def test_onnx_reranker_scores_match_torch():

@@ -54,6 +54,7 @@ def page(browser):
 
 def search(page, server: LiveServer, query: str) -> None:
     page.goto(server.url + "/")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'q'")
     page.keyboard.type(query)  # the box has the focus on load
     with page.expect_navigation():
         page.keyboard.press("Enter")

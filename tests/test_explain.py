@@ -30,8 +30,8 @@ def test_word_pieces_add_up_into_their_word_and_weights_scale_to_one():
     text = "tokenization matters"
     # "token" "##ization" "matters", as a WordPiece tokenizer splits it; [CLS]/[SEP] have (0, 0).
     offsets = [(0, 0), (0, 5), (5, 12), (13, 20), (0, 0)]
-    spans = words_from_tokens(text, offsets, [9.0, 0.3, 0.2, 0.1, 9.0])
-    assert spans == [Span(0, 12, 1.0), Span(13, 20, 0.2)]
+    spans = words_from_tokens(text, offsets, [9.0, 0.3, 0.2, 0.15, 9.0])
+    assert spans == [Span(0, 12, 1.0), Span(13, 20, 0.3)]
 
 
 def test_stop_words_punctuation_and_light_words_are_not_highlighted():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.index_and_query import RESULTS, ROOT
+from bench.common import RESULTS, ROOT
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

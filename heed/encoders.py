@@ -106,8 +106,8 @@ class BiEncoder:
                 self.tokenizer = self.model.tokenizer
         except OSError as exc:
             raise ModelNotFound(f"cannot load bi-encoder {name!r} offline: {exc}") from None
-        self._lock = threading.Lock()  # torch modules and tokenizers are not re-entrant
-        self._passage_lock = threading.Lock()
+        self._lock = threading.Lock()  # ONNX sessions' tokenizers are not re-entrant
+        self._torch_lock = threading.Lock()  # nor are torch modules
 
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries), batch_size=32)
@@ -138,7 +138,7 @@ class BiEncoder:
     def _encode_torch(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._passage_lock:  # queries (on ONNX) are not held up by a long write
+        with self._torch_lock:  # on ONNX, queries are not held up by a long write here
             if self.model is None:
                 from sentence_transformers import SentenceTransformer
 
@@ -149,15 +149,12 @@ class BiEncoder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def _encode(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
+        if self._onnx is None:
+            return self._encode_torch(texts, batch_size)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if self._onnx is not None:
-                return self._onnx.encode(texts, batch_size)
-            vecs = self.model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+            return self._onnx.encode(texts, batch_size)
 
 
 class Reranker:

@@ -58,8 +58,9 @@ def main() -> None:
     from heed.settings import Settings
 
     settings = Settings()
-    model = load_reranker(settings.rerank_model, settings.model_runtime()).model
-    explainer = Explainer(model)
+    reranker = load_reranker(settings.rerank_model, settings.model_runtime())
+    explainer = Explainer(reranker)
+    model = explainer.model
     pairs = load_pairs(args.collection, args.pairs)
     rng = np.random.default_rng(0)
     drops: dict[str, list[float]] = {m: [] for m in (*METHODS, "random")}

@@ -208,9 +208,9 @@ class Reranker:
         return self._heed
 
     @property
-    def model(self) -> Any:
-        """Same as :meth:`torch_model`."""
-        return self.torch_model()
+    def is_heed(self) -> bool:
+        """heed's gated cross-encoder (it can explain itself), not a sentence-transformers one."""
+        return self._st is None
 
     def score(
         self, query: str, passages: Sequence[str], batch_size: int = 32

@@ -102,10 +102,18 @@ def _is_stop(word: str) -> bool:
 class Explainer:
     """Highlights for (query, passage) pairs from heed's gated cross-encoder (torch)."""
 
-    def __init__(self, model: GatedCrossEncoder, method: Method = DEFAULT_METHOD):
-        self.model = model
+    def __init__(self, reranker: Reranker, method: Method = DEFAULT_METHOD):
+        self.reranker = reranker
         self.method = method
         self._lock = threading.Lock()  # one explanation at a time keeps the cores for searches
+
+    @property
+    def model(self) -> GatedCrossEncoder:
+        """The torch re-ranker, loaded by the first explanation, not at start-up: search may
+        run on an ONNX export, and many processes (``heed search``, a service nobody asks
+        for explanations) never need it."""
+        with self._lock:
+            return self.reranker.torch_model()
 
     def explain(
         self,
@@ -119,11 +127,12 @@ class Explainer:
         if not passages:
             return []
         method = method or self.method
+        model = self.model
         texts = [embed_text(title, text) for title, text in passages]
-        batch, offsets = self.model.encode_pairs_with_offsets([query] * len(texts), texts)
+        batch, offsets = model.encode_pairs_with_offsets([query] * len(texts), texts)
         with self._lock:
             weights = (
-                self._gradient(batch) if method == "gradient" else self._attention(batch)
+                _gradient(model, batch) if method == "gradient" else _attention(model, batch)
             ).numpy()
         out = []
         for row, (_, text) in enumerate(passages):
@@ -134,33 +143,34 @@ class Explainer:
             out.append(words_from_tokens(text, shifted, weights_row, min_weight, max_words))
         return out
 
-    def _gradient(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Gradient x input at the word embeddings, summed over dimensions: (batch, tokens)."""
-        with torch.no_grad():
-            embeds = self.model.bert.embeddings.word_embeddings(batch["input_ids"])
-        embeds.requires_grad_(True)
-        with torch.enable_grad():
-            scores = self.model({**batch, "inputs_embeds": embeds})
-            (grad,) = torch.autograd.grad(scores.sum(), embeds)
-        return (grad * embeds).sum(-1).clamp(min=0).detach()
 
-    @torch.inference_mode()
-    def _attention(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Attention from query tokens to each token, mean over heads and the last layers."""
-        _, attentions = self.model.hidden_states(batch, output_attentions=True)
-        seg = batch["segments"]
-        from_query = (seg == 0).to(torch.float32)  # (b, s)
-        total = torch.zeros(seg.shape, dtype=torch.float32)
-        for weights in attentions[-ATTENTION_LAYERS:]:
-            per_head = weights.float().mean(1)  # (b, s, s)
-            total += (from_query[:, :, None] * per_head).sum(1)
-        return total * (seg == 1)
+def _gradient(model: GatedCrossEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Gradient x input at the word embeddings, summed over dimensions: (batch, tokens)."""
+    with torch.no_grad():
+        embeds = model.bert.embeddings.word_embeddings(batch["input_ids"])
+    embeds.requires_grad_(True)
+    with torch.enable_grad():
+        scores = model({**batch, "inputs_embeds": embeds})
+        (grad,) = torch.autograd.grad(scores.sum(), embeds)
+    return (grad * embeds).sum(-1).clamp(min=0).detach()
+
+
+@torch.inference_mode()
+def _attention(model: GatedCrossEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Attention from query tokens to each token, mean over heads and the last layers."""
+    _, attentions = model.hidden_states(batch, output_attentions=True)
+    seg = batch["segments"]
+    from_query = (seg == 0).to(torch.float32)  # (b, s)
+    total = torch.zeros(seg.shape, dtype=torch.float32)
+    for weights in attentions[-ATTENTION_LAYERS:]:
+        per_head = weights.float().mean(1)  # (b, s, s)
+        total += (from_query[:, :, None] * per_head).sum(1)
+    return total * (seg == 1)
 
 
 def explainer_for(reranker: Reranker | None, method: Method) -> Explainer | None:
     """An explainer over ``reranker`` when it is heed's own cross-encoder (others can't say)."""
-    model = reranker.model if reranker is not None else None
-    return Explainer(model, method) if isinstance(model, GatedCrossEncoder) else None
+    return Explainer(reranker, method) if reranker is not None and reranker.is_heed else None
 
 
 def deletion_drop(

@@ -12,7 +12,7 @@ from service.app import create_app
 @pytest.fixture(scope="module")
 def explainer() -> Explainer:
     settings = Settings()
-    return Explainer(load_reranker(settings.rerank_model, settings.model_runtime()).model)
+    return Explainer(load_reranker(settings.rerank_model, settings.model_runtime()))
 
 
 def words(text: str, spans: list[Span]) -> list[str]:

@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,28 @@ def load_pairs(collection: Path, count: int) -> list[tuple[str, str, str]]:
     return pairs
 
 
+def deletion_drop(model: Any, query: str, text: str, spans: Sequence[tuple[int, int]]) -> float:
+    """How much the cross-encoder's score falls when the words at ``spans`` leave ``text``."""
+    kept, last = [], 0
+    for start, end in sorted(spans):
+        kept.append(text[last:start])
+        last = end
+    kept.append(text[last:])
+    before, after = model.score(query, [text, "".join(kept)])
+    return float(before - after)
+
+
+def top_spans(spans: Sequence[Any], n: int) -> list[tuple[int, int]]:
+    return [(s.start, s.end) for s in sorted(spans, key=lambda s: -s.weight)[:n]]
+
+
+def content_words(text: str) -> np.ndarray:
+    """Indices of the words a highlight could pick (not stop-words): the random baseline's pool."""
+    from heed.explain import is_stop, word_spans
+
+    return np.array([i for i, (s, e) in enumerate(word_spans(text)) if not is_stop(text[s:e])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collection", type=Path, default=ROOT.parent / "shared/eval/cranfield")
@@ -54,7 +78,7 @@ def main() -> None:
     from rich.table import Table
 
     from heed.encoders import load_reranker
-    from heed.explain import METHODS, Explainer, content_words, deletion_drop, top_spans, word_spans
+    from heed.explain import METHODS, Explainer, word_spans
     from heed.settings import Settings
 
     settings = Settings()
@@ -65,7 +89,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     drops: dict[str, list[float]] = {m: [] for m in (*METHODS, "random")}
     for query, title, text in pairs:
-        text = text[:1500]  # what the re-ranker reads of it (256 tokens) and a little more
+        text = text[:1500]  # more than the re-ranker reads of it (128 tokens)
         for method in METHODS:
             spans = explainer.explain(
                 query, [(title, text)], method=method, min_weight=0.0, max_words=None

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from heed.encoders import Reranker
 from heed.keywords import CJK_RANGES, is_stopword
@@ -84,7 +83,7 @@ def words_from_tokens(
                 totals[i] += weight
             i += 1
     for i, (s, e) in enumerate(words):
-        if _is_stop(text[s:e]):
+        if is_stop(text[s:e]):
             totals[i] = 0.0
     top = totals.max(initial=0.0)
     if top <= 0:
@@ -95,7 +94,8 @@ def words_from_tokens(
     return [Span(*words[i], round(float(totals[i] / top), 3)) for i in keep]
 
 
-def _is_stop(word: str) -> bool:
+def is_stop(word: str) -> bool:
+    """Never highlighted: a stop-word, or a CJK function character."""
     return word in CJK_STOP or is_stopword(word)
 
 
@@ -171,29 +171,3 @@ def _attention(model: GatedCrossEncoder, batch: dict[str, torch.Tensor]) -> torc
 def explainer_for(reranker: Reranker | None, method: Method) -> Explainer | None:
     """An explainer over ``reranker`` when it is heed's own cross-encoder (others can't say)."""
     return Explainer(reranker, method) if reranker is not None and reranker.is_heed else None
-
-
-def deletion_drop(
-    model: GatedCrossEncoder,
-    query: str,
-    text: str,
-    spans: Sequence[tuple[int, int]],
-) -> float:
-    """How much the score falls when the words at ``spans`` are removed from ``text``."""
-    kept, last = [], 0
-    for start, end in sorted(spans):
-        kept.append(text[last:start])
-        last = end
-    kept.append(text[last:])
-    before, after = model.score(query, [text, "".join(kept)])
-    return float(before - after)
-
-
-def top_spans(spans: Sequence[Span], n: int) -> list[tuple[int, int]]:
-    return [(s.start, s.end) for s in sorted(spans, key=lambda s: -s.weight)[:n]]
-
-
-def content_words(text: str) -> NDArray[np.int64]:
-    """Indices of the words a highlight could pick (not stop-words): the random baseline's pool."""
-    spans = word_spans(text)
-    return np.array([i for i, (s, e) in enumerate(spans) if not _is_stop(text[s:e])])

@@ -12,8 +12,13 @@ from heed.settings import Mode
 FilterValue = str | int | float | bool
 
 
+MAX_QUERY_CHARS = 1000  # the API, GET /search and the page accept the same queries
+
+
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=1000, examples=["how do I read a csv file"])
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS, examples=["how do I read a csv file"]
+    )
     k: int = Field(10, ge=1, le=100, description="results to return")
     candidates: int | None = Field(
         None, ge=1, le=1000, description="first-stage hits the cross-encoder re-ranks"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
@@ -22,12 +22,12 @@ from heed.explain import Span
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import EngineDep
+from service.schemas import MAX_QUERY_CHARS
 from service.search import Outcome
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
-MAX_QUERY = 1000
 EXAMPLES = ("how do I read a CSV file", "run a shell command and capture its output", "柏林人口")
 
 
@@ -69,7 +69,7 @@ def search_page(
         "q": q,
         "mode": mode,
         "rerank": use_rerank,
-        "modes": ("hybrid", "dense", "keyword"),
+        "modes": get_args(Mode),
         "examples": EXAMPLES,
         "results": None,
         "error": None,
@@ -78,9 +78,9 @@ def search_page(
     if q.strip():
         started = time.perf_counter()
         try:
-            if len(q) > MAX_QUERY:
+            if len(q) > MAX_QUERY_CHARS:
                 raise InvalidInput(
-                    f"the query is {len(q)} characters long; keep it under {MAX_QUERY}"
+                    f"the query is {len(q)} characters long; keep it under {MAX_QUERY_CHARS}"
                 )
             searcher = engine.searcher()
             outcome = searcher.search(

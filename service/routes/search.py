@@ -11,6 +11,7 @@ from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import SearcherDep
 from service.schemas import (
+    MAX_QUERY_CHARS,
     Highlight,
     SearchRequest,
     SearchResponse,
@@ -45,7 +46,7 @@ def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> Sear
 def search_get(
     searcher: SearcherDep,
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=1000, description="the query")],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Mode | None = None,
     rerank: bool | None = None,

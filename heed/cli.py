@@ -174,45 +174,23 @@ def search(
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or keyword")] = None,
     rerank: Annotated[bool | None, typer.Option(help="re-rank with the cross-encoder")] = None,
     explain: Annotated[
-        bool, typer.Option("--explain", help="show whole passages, words that mattered marked")
+        bool, typer.Option("--explain", help="mark the words that mattered to the cross-encoder")
     ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="search a running service there (default: HEED_URL)")
+    ] = None,
 ) -> None:
-    """Search from the terminal (no server needed)."""
-    from rich.text import Text
+    """Search from the terminal: the local index, or a running service (--url / HEED_URL)."""
+    from heed.cli_search import results_table, search_at, search_here
 
-    from heed.encoders import load_bi_encoder, load_reranker
-    from heed.explain import explainer_for
-    from heed.store import open_reader
-    from service.search import Searcher
-
-    settings = settings_with(index_dir=index_dir, mode=mode)
-    reader = open_reader(settings.index_dir)
-    wants_rerank = settings.rerank if rerank is None else rerank
-    reranker = (
-        load_reranker(settings.rerank_model, settings.model_runtime())
-        if settings.rerank_model and (wants_rerank or explain)
-        else None
-    )
-    searcher = Searcher(
-        reader,
-        load_bi_encoder(settings.embed_model, settings.model_runtime()),
-        reranker,
-        settings,
-        explainer_for(reranker, settings.explain_method),
-    )
-    outcome = searcher.search(query, k, rerank=wants_rerank, explain=explain)
-    table = Table(title=f"{query!r} ({outcome.mode}{', re-ranked' if outcome.reranked else ''})")
-    for col in ("#", "score", "doc_id", "title", "passage"):
-        table.add_column(col, overflow="fold")
-    for i, h in enumerate(outcome.hits, 1):
-        if h.highlights is None:
-            passage = Text(" ".join(h.passage.text.split())[:160])
-        else:
-            passage = Text(h.passage.text.replace("\n", " "))  # same length: spans still fit
-            for span in h.highlights:
-                passage.stylize("bold black on yellow", span.start, span.end)
-        table.add_row(str(i), f"{h.score:.3f}", h.passage.doc_id, h.passage.title, passage)
-    out.print(table)
+    settings = settings_with(index_dir=index_dir, mode=mode, url=url)
+    if settings.url:
+        results = search_at(settings, settings.url, query, k, mode, rerank, explain)
+        where = settings.url
+    else:
+        results = search_here(settings, query, k, rerank, explain)
+        where = str(settings.index_dir)
+    out.print(results_table(query, results, where))
 
 
 @app.command()

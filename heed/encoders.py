@@ -12,6 +12,7 @@ import importlib.resources
 import importlib.util
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -58,9 +59,13 @@ def resolve_model(name: str) -> str:
 def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
+    # "Loading weights" bars would garble our own progress. The variable silences transformers
+    # when it is first imported, so a process that only runs ONNX Runtime never imports it (1.3 s).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble our own progress
+        hf_logging.disable_progress_bar()
 
 
 def set_threads(threads: int | None) -> None:
@@ -96,18 +101,21 @@ class BiEncoder:
                 self._onnx = OnnxSentenceEncoder(location, runtime)
                 self.dim = self._onnx.dim
                 self.max_tokens = self._onnx.max_seq_length
-                self.tokenizer = self._onnx.tokenizer
             else:
                 from sentence_transformers import SentenceTransformer
 
                 self.model = SentenceTransformer(location, device="cpu")
                 self.dim = int(self.model.get_embedding_dimension())
                 self.max_tokens = int(self.model.max_seq_length)
-                self.tokenizer = self.model.tokenizer
         except OSError as exc:
             raise ModelNotFound(f"cannot load bi-encoder {name!r} offline: {exc}") from None
         self._lock = threading.Lock()  # ONNX sessions' tokenizers are not re-entrant
         self._torch_lock = threading.Lock()  # nor are torch modules
+
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer, for the chunker (loaded when first asked for on ONNX)."""
+        return self._onnx.tokenizer if self._onnx is not None else self.model.tokenizer
 
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries), batch_size=32)
@@ -180,16 +188,24 @@ class Reranker:
                 from sentence_transformers import CrossEncoder
 
                 self._st = CrossEncoder(self._location, device="cpu")
-            elif runtime.backend == "onnx":
-                from heed.onnx_models import OnnxGatedCrossEncoder
-
-                self._onnx = OnnxGatedCrossEncoder(
-                    self._location, runtime, max_length=runtime.rerank_max_tokens
-                )
-            else:
+            elif runtime.backend == "torch":
                 self.torch_model()
         except OSError as exc:
             raise ModelNotFound(f"cannot load re-ranker {name!r} offline: {exc}") from None
+
+    def _onnx_model(self) -> Any:
+        """heed's model on ONNX Runtime, loaded by the first score: an explanation needs only the
+        torch model, so ``heed search --explain --no-rerank`` never loads this one."""
+        if self._onnx is None:
+            from heed.onnx_models import OnnxGatedCrossEncoder
+
+            try:
+                self._onnx = OnnxGatedCrossEncoder(
+                    self._location, self.runtime, max_length=self.runtime.rerank_max_tokens
+                )
+            except OSError as exc:
+                raise ModelNotFound(f"cannot load re-ranker {self.name!r} offline: {exc}") from None
+        return self._onnx
 
     def torch_model(self) -> Any:
         """The torch model (heed's GatedCrossEncoder), loaded on first use when running on ONNX.
@@ -219,8 +235,8 @@ class Reranker:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
-            if self._onnx is not None:
-                return self._onnx.score(query, passages, batch_size=batch_size)
+            if self._st is None and self.runtime.backend == "onnx":
+                return self._onnx_model().score(query, passages, batch_size=batch_size)
             if self._st is None:
                 return self.torch_model().score(query, passages, batch_size=batch_size)
             pairs = [(query, p) for p in passages]

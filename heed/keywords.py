@@ -7,14 +7,18 @@ segmenter-free bigram match. User queries never reach FTS5 syntax unquoted.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import sqlite3
+from collections.abc import Sequence
 
 # Query words too common to help BM25 rank (a short list: long documents keep their own).
 STOPWORDS = (
     "a an and are as at be by can do does for from has have how i in is it its of on or that the "
     "this to was were what when where which who why with"
 )
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"  # the index's FTS5 tokenizer
 CJK_RANGES = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_CHAR = re.compile(f"([{CJK_RANGES}])")
 _WORD = re.compile(rf"[{CJK_RANGES}]+|[^\W_]+", re.UNICODE)
@@ -44,3 +48,51 @@ def fts_query(query: str) -> str | None:
         elif word not in _STOPWORDS:
             terms.append(f'"{word}"')
     return " OR ".join(dict.fromkeys(terms)) or None
+
+
+def term_spans(query: str, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """Where the query's keyword terms occur in each text: (start, end) character spans.
+
+    Matched as the index matches them (same tokenizer, stemming and MATCH expression), by
+    FTS5's ``highlight()`` over a throw-away in-memory table, so "parsing" in a passage counts
+    for a query "parse" exactly when keyword search would have counted it.
+    """
+    spans: list[list[tuple[int, int]]] = [[] for _ in texts]
+    match = fts_query(query)
+    if match is None or not texts:
+        return spans
+    forms = [keyword_form(t.replace(_OPEN, " ").replace(_CLOSE, " ")) for t in texts]
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(body, tokenize='{FTS_TOKENIZER}')")
+        db.executemany("INSERT INTO t(rowid, body) VALUES (?, ?)", enumerate(forms))
+        rows = db.execute(
+            "SELECT rowid, highlight(t, 0, ?, ?) FROM t WHERE t MATCH ?", [_OPEN, _CLOSE, match]
+        ).fetchall()
+    for row, marked in rows:
+        origin = _origins(texts[row])
+        spans[row] = [(origin[a], origin[b - 1] + 1) for a, b in _marked_spans(marked)]
+    return spans
+
+
+_OPEN, _CLOSE = "\x02", "\x03"
+
+
+def _marked_spans(marked: str) -> list[tuple[int, int]]:
+    """Spans between the markers, in the coordinates of the text without them."""
+    spans, start, removed = [], 0, 0
+    for i, ch in enumerate(marked):
+        if ch == _OPEN:
+            start = i - removed
+            removed += 1
+        elif ch == _CLOSE:
+            spans.append((start, i - removed))
+            removed += 1
+    return [(a, b) for a, b in spans if b > a]
+
+
+def _origins(text: str) -> list[int]:
+    """For each character of ``keyword_form(text)``, its index in ``text``."""
+    out: list[int] = []
+    for i, ch in enumerate(text):
+        out += [i, i, i] if _CJK_CHAR.match(ch) else [i]
+    return out

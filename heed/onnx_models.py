@@ -7,7 +7,9 @@ same folders the torch backend loads, so there is nothing to download, ever.
 The cache (``Settings.model_cache``) holds one file per model, weights fingerprint and variant
 (fp32, int8), each with a ``.sha256`` beside it. A file is written to a temporary name and moved
 into place, then its digest; a file without a matching digest (a crash mid-write, a damaged disk)
-is exported again. An exclusive lock serialises exports of several processes on one cache.
+is exported again. The digest file records the size and mtime it was computed at, so an unchanged
+file is not hashed again on every start. An exclusive lock serialises exports of several processes
+on one cache.
 """
 
 from __future__ import annotations
@@ -107,10 +109,19 @@ def _fingerprint(folder: Path) -> str:
 
 
 def _ensure(path: Path, make: Exporter) -> None:
+    """``path`` exists and matches its digest file, or is (re-)made by ``make``.
+
+    The digest file also records the size and mtime the file had when it was hashed: while
+    they are unchanged the file is trusted without reading it again (hashing the 90 MB
+    bi-encoder took a quarter of a cold ``heed search``); any change means hashing it again.
+    """
     digest_file = path.with_name(path.name + ".sha256")
     if path.is_file():
-        expected = digest_file.read_text().strip() if digest_file.is_file() else None
-        if expected == _sha256(path):
+        recorded = digest_file.read_text().split() if digest_file.is_file() else []
+        if recorded[1:] == _stamp(path):
+            return
+        if recorded and recorded[0] == _sha256(path):
+            _write_atomic(digest_file, " ".join([recorded[0], *_stamp(path)]) + "\n")
             return
         log.warning("cached model %s is incomplete or damaged; exporting it again", path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
@@ -119,13 +130,18 @@ def _ensure(path: Path, make: Exporter) -> None:
         make(tmp)
         digest = _sha256(tmp)
         os.replace(tmp, path)
-        _write_atomic(digest_file, digest + "\n")
+        _write_atomic(digest_file, " ".join([digest, *_stamp(path)]) + "\n")
     except ModelExportError:
         raise
     except Exception as exc:
         raise ModelExportError(f"cannot export {path.name} to {path.parent}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _stamp(path: Path) -> list[str]:
+    st = path.stat()
+    return [str(st.st_size), str(st.st_mtime_ns)]
 
 
 def _sha256(path: Path) -> str:
@@ -239,29 +255,67 @@ class OnnxSentenceEncoder:
     """A sentence-transformers bi-encoder on ONNX Runtime: normalised float32 rows, like torch's."""
 
     def __init__(self, location: str, runtime: ModelRuntime):
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(location)
-        self.max_seq_length = _max_seq_length(Path(location), self.tokenizer)
+        self.location = location
+        self._tokenizer: Any = None
+        self.max_seq_length = _max_seq_length(Path(location), lambda: self.tokenizer)
+        self._fast = _fast_tokenizer(Path(location), self.max_seq_length)
         path = cached_model(
             "bi", location, runtime, lambda out: _export_sentence_transformer(location, out)
         )
         self.session = open_session(path, runtime)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer (the chunker needs its API); loaded on first use, because
+        importing transformers costs more than a whole query-only ``heed search`` may."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.location)
+        return self._tokenizer
+
     def encode(self, texts: Sequence[str], batch_size: int) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for idx in length_sorted_batches(texts, batch_size):
-            tok = self.tokenizer(
-                [texts[i].strip() for i in idx],  # as sentence-transformers does
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            feed = {k: tok[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
-            out[idx] = self.session.run(None, feed)[0]
+            batch = [texts[i].strip() for i in idx]  # as sentence-transformers does
+            if self._fast is not None:
+                encodings = self._fast.encode_batch(batch)
+                ids = np.array([e.ids for e in encodings], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            else:
+                tok = self.tokenizer(
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="np",
+                )
+                ids, mask = (
+                    tok["input_ids"].astype(np.int64),
+                    tok["attention_mask"].astype(np.int64),
+                )
+            out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return out
+
+
+def _fast_tokenizer(folder: Path, max_length: int) -> Any:
+    """The folder's ``tokenizer.json`` through the tokenizers library (what transformers' fast
+    tokenizer wraps; the same ids, tested), padding and truncating as the encoder's calls do;
+    None when the folder has no such file or no known padding token."""
+    path, config = folder / "tokenizer.json", folder / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    pad = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
+    pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+    if pad_id is None:
+        return None
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+    return tokenizer
 
 
 class OnnxGatedCrossEncoder:
@@ -291,11 +345,11 @@ class OnnxGatedCrossEncoder:
         return score_pairs(run, self.tokenizer, query, passages, self.max_length, batch_size)
 
 
-def _max_seq_length(folder: Path, tokenizer: Any) -> int:
+def _max_seq_length(folder: Path, tokenizer: Callable[[], Any]) -> int:
     """sentence-transformers' own setting when the folder has one, else the tokenizer's limit."""
     config = folder / "sentence_bert_config.json"
     if config.is_file():
         value = json.loads(config.read_text()).get("max_seq_length")
         if value:
             return int(value)
-    return int(min(tokenizer.model_max_length, 512))
+    return int(min(tokenizer().model_max_length, 512))

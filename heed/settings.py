@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     )
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists scanned per query (measured)")
 
+    url: str | None = Field(
+        None, description="a running heed service that `heed search` sends queries to"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger requests get 413")

@@ -38,11 +38,10 @@ from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
-import sqlite_utils
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
@@ -55,15 +54,17 @@ from heed.errors import (
     ModelMismatch,
     UnknownFilterField,
 )
-from heed.keywords import fts_query, keyword_form
+from heed.keywords import FTS_TOKENIZER, fts_query, keyword_form
 from heed.records import Document, Passage, embed_text, text_hash
+
+if TYPE_CHECKING:  # the write path's SQLite layer; it imports pandas (0.7 s) that reads never need
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
 DB, VECTORS, MANIFEST = "docs.db", "vectors.faiss", "manifest.json"
-FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 VECTOR_TABLE = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -151,7 +152,9 @@ class Consistency:
         )
 
 
-def _id_diff(db: sqlite_utils.Database, index: Any) -> tuple[list[int], list[int]]:
+def _id_diff(
+    db: sqlite3.Connection | sqlite_utils.Database, index: Any
+) -> tuple[list[int], list[int]]:
     passage_ids = {r[0] for r in db.execute("SELECT id FROM passages")}
     vector_ids = set(ann.vector_ids(index).tolist())
     return sorted(passage_ids - vector_ids), sorted(vector_ids - passage_ids)
@@ -166,7 +169,7 @@ def _unblob(blob: bytes) -> NDArray[np.float32]:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
-def _has_vector_table(db: sqlite_utils.Database) -> bool:
+def _has_vector_table(db: sqlite3.Connection | sqlite_utils.Database) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vectors'").fetchone() is not None
 
 
@@ -284,6 +287,8 @@ class Writer:
         self.generation = (max(_generations(index_dir), default=0)) + 1
         self.folder = generation_dir(index_dir, self.generation)
         self.folder.mkdir(parents=True)
+        import sqlite_utils
+
         self.meta = {
             "embed_model": embed_model,
             "dimension": dimension,
@@ -547,7 +552,7 @@ class Reader:
             )
         except (RuntimeError, sqlite3.Error) as exc:
             raise IndexFormatError(f"{self.folder}: cannot open index ({exc})") from None
-        self.db = sqlite_utils.Database(conn)
+        self.db = conn
         self._lock = threading.Lock()
         self._exact_vectors = _has_vector_table(self.db)
         self.metadata_fields = {
@@ -562,7 +567,7 @@ class Reader:
             return self.db.execute(sql, list(params)).fetchall()
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.db.close()
 
     # filters ---------------------------------------------------------------------------------
     def _filter_sql(self, filters: dict[str, Any] | None) -> tuple[str, list[Any]]:

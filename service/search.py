@@ -11,16 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from heed.encoders import BiEncoder, Reranker
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
-from heed.explain import Explainer, Span
 from heed.records import embed_text
 from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader
+
+if TYPE_CHECKING:  # heed.explain imports torch: a keyword or ONNX search must not pay for it
+    from heed.explain import Explainer, Span
 
 MAX_DEPTH = 1000
 
@@ -51,13 +53,14 @@ class Searcher:
     def __init__(
         self,
         reader: Reader,
-        encoder: BiEncoder,
+        encoder: BiEncoder | None,
         reranker: Reranker | None,
         settings: Settings,
         explainer: Explainer | None = None,
     ):
+        """``encoder`` None: keyword searches only (``heed search --mode keyword`` loads none)."""
         built_with = reader.manifest.embed_model
-        if encoder.name != built_with:
+        if encoder is not None and encoder.name != built_with:
             raise ModelMismatch(
                 f"the index was built with {built_with!r} but queries would be embedded with "
                 f"{encoder.name!r}; set HEED_EMBED_MODEL={built_with} or rebuild the index"
@@ -108,6 +111,8 @@ class Searcher:
         depth = min(MAX_DEPTH, max(k, candidates if rerank else 0) * 2)
         query_vec = None
         if mode != "keyword":
+            if self.encoder is None:
+                raise InvalidInput(f"{mode} search needs the bi-encoder, and none is loaded")
             t = time.perf_counter()
             query_vec = self.encoder.encode_queries([query])[0]
             timings["embed"] = _ms(t)

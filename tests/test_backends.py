@@ -97,6 +97,19 @@ def test_sessions_use_the_configured_threads():
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
 
 
+def test_query_tokenizer_gives_the_transformers_tokenizers_ids():
+    from .conftest import MINI
+
+    texts = [*TEXTS, "柏林有多少人口", "  padded  ", *MINI.read_text().splitlines()[:40]]
+    onnx = BiEncoder(SETTINGS.embed_model, ONNX)._onnx
+    assert onnx._tokenizer is None  # queries never load the transformers tokenizer
+    fast = onnx._fast.encode_batch(texts)
+    slow = onnx.tokenizer(texts, padding=True, truncation=True, max_length=onnx.max_seq_length)
+    assert [e.ids for e in fast] == slow["input_ids"]
+    assert [e.attention_mask for e in fast] == slow["attention_mask"]
+    assert max(len(e.ids) for e in fast) == onnx.max_seq_length  # long texts were truncated
+
+
 # -- the export cache (a fake exporter: the mechanics, not the model) ------------------------------
 class Exports:
     def __init__(self, content: bytes = b"model"):
@@ -143,6 +156,20 @@ def test_a_damaged_cached_file_is_exported_again(tmp_path, model):
     path.with_name(path.name + ".sha256").unlink()  # digest missing: not trusted either
     cached_model("bi", str(model), runtime_in(tmp_path), exports)
     assert exports.calls == 3
+
+
+def test_an_unchanged_cached_file_is_not_hashed_again(tmp_path, model, monkeypatch):
+    from heed import onnx_models
+
+    path = cached_model("bi", str(model), runtime_in(tmp_path), Exports())
+    hashed = []
+    monkeypatch.setattr(onnx_models, "_sha256", lambda p: hashed.append(p) or "x")
+    cached_model("bi", str(model), runtime_in(tmp_path), Exports())
+    assert hashed == []  # size and mtime as recorded: trusted without reading 90 MB
+    os.utime(path, ns=(1, 1))  # touched: hashed again (and here "damaged", so re-exported)
+    exports = Exports()
+    cached_model("bi", str(model), runtime_in(tmp_path), exports)
+    assert hashed[0] == path and exports.calls == 1
 
 
 def test_a_failed_export_leaves_no_file_and_says_so(tmp_path, model):

@@ -105,3 +105,15 @@ class JobCancelled(HeedError):
     """Raised inside a job when it is cancelled; the new generation is discarded."""
 
     code, status = "job_cancelled", 409
+
+
+class SnapshotNotFound(HeedError):
+    """No snapshot archive by that name in the snapshot folder, nor at that path."""
+
+    code, status = "snapshot_not_found", 404
+
+
+class SnapshotDamaged(HeedError):
+    """A snapshot archive is truncated, altered or inconsistent; nothing was restored."""
+
+    code, status = "snapshot_damaged", 422

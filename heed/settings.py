@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         "(256). 128 chosen on SQuAD dev: same nDCG@10, 2.6x faster",
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    snapshot_dir: Path = Field(
+        Path("var/snapshots"),
+        description="where `heed snapshot` and /admin/snapshots keep archives",
+    )
     index_type: Literal["auto", "flat", "ivf"] = Field(
         "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"
     )

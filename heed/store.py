@@ -33,12 +33,14 @@ import logging
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
-from collections.abc import Iterable, Sequence, Sized
+import time
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
 DB, VECTORS, MANIFEST = "docs.db", "vectors.faiss", "manifest.json"
+GENERATION_FILES = (DB, VECTORS, MANIFEST)  # a generation is these files and nothing else
 
 VECTOR_TABLE = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -227,12 +230,117 @@ def _marks(values: Sized) -> str:
     return ",".join("?" * len(values))
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+
+
+def _lock_writer(index_dir: Path, wait_s: float = 0.0) -> IO[str]:
+    """The one-writer lock of ``index_dir``; waits up to ``wait_s`` for it, then IndexBusy."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    handle = (index_dir / LOCK).open("w")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise IndexBusy(
+                    f"{index_dir}: another heed process is writing this index"
+                ) from None
+            time.sleep(0.05)
+
+
+def _unlock(handle: IO[str]) -> None:
+    if not handle.closed:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _remove_unpublished(index_dir: Path, live: int | None) -> None:
+    """Generations above the live one were left by a writer that died before publishing."""
+    for generation in _generations(index_dir):
+        if live is None or generation > live:
+            shutil.rmtree(generation_dir(index_dir, generation), ignore_errors=True)
+
+
+def _prune(index_dir: Path, keep: int) -> None:
+    for generation in _generations(index_dir)[:-keep]:
+        shutil.rmtree(generation_dir(index_dir, generation), ignore_errors=True)
+
+
+def _make_durable(folder: Path) -> None:
+    for name in GENERATION_FILES:
+        fsync(folder / name)
+    fsync(folder)
+
+
+@contextlib.contextmanager
+def live_files(index_dir: Path) -> Iterator[tuple[int, dict[str, IO[bytes]]]]:
+    """The live generation's files, opened together, for a copy taken while writers go on.
+
+    A published generation never changes; a writer may only delete it (pruning old
+    generations), and a file opened before that stays readable to its end. If the generation
+    is pruned between reading ``CURRENT`` and opening its files, the next live one is taken.
+    """
+    for _ in range(10):
+        generation = current_generation(index_dir)
+        if generation is None:
+            raise IndexNotFound(f"no index in {index_dir}")
+        folder = generation_dir(index_dir, generation)
+        with contextlib.ExitStack() as stack:
+            try:
+                files = {n: stack.enter_context((folder / n).open("rb")) for n in GENERATION_FILES}
+            except FileNotFoundError:
+                continue  # pruned under us: two newer generations were published meanwhile
+            yield generation, files
+            return
+    raise IndexBusy(f"{index_dir}: generations change too fast to copy one; try again")
+
+
+def staging_folder(index_dir: Path) -> Path:
+    """A new private folder on the index's file system, where a generation is assembled outside
+    a :class:`Writer` (a snapshot being restored) before :func:`publish_folder` moves it in.
+    Writers ignore it; whoever made it removes it."""
+    root = index_dir / GENERATIONS
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".staged-", dir=root))
+
+
+def publish_folder(index_dir: Path, staged: Path, keep: int, wait_s: float = 60.0) -> int:
+    """Publish a complete, already verified generation folder (a restored snapshot) as the next
+    generation: moved into place under the writer lock, made durable, then ``CURRENT`` switched.
+
+    ``staged`` must be on the index's file system (e.g. under ``<index>/generations``).
+    """
+    lock = _lock_writer(index_dir, wait_s)
+    try:
+        live = current_generation(index_dir)
+        _remove_unpublished(index_dir, live)
+        generation = max(_generations(index_dir), default=0) + 1
+        folder = generation_dir(index_dir, generation)
+        staged.rename(folder)
+        try:
+            manifest = read_manifest(folder).model_copy(update={"generation": generation})
+            write_manifest(folder, manifest)
+            _make_durable(folder)
+            _publish(index_dir, generation)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        _prune(index_dir, keep)
+        return generation
+    finally:
+        _unlock(lock)
 
 
 def _publish(index_dir: Path, generation: int) -> None:
@@ -242,7 +350,7 @@ def _publish(index_dir: Path, generation: int) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, index_dir / CURRENT)
-    _fsync(index_dir)
+    fsync(index_dir)
 
 
 # -- write path -----------------------------------------------------------------------------------
@@ -267,15 +375,9 @@ class Writer:
         self.index_dir = index_dir
         self.keep = keep
         self.ann = ann_config or ann.AnnConfig()
-        index_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = (index_dir / LOCK).open("w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise IndexBusy(f"{index_dir}: another heed process is writing this index") from None
+        self._lock = _lock_writer(index_dir)
         live = current_generation(index_dir)
-        self._remove_unpublished(live)
+        _remove_unpublished(index_dir, live)
         self.base = live
         base_manifest = None if live is None else read_manifest(generation_dir(index_dir, live))
         if base_manifest and not rebuild and base_manifest.embed_model != embed_model:
@@ -321,15 +423,8 @@ class Writer:
         if exc_type is not None:
             self.abort()
 
-    def _remove_unpublished(self, live: int | None) -> None:
-        for generation in _generations(self.index_dir):
-            if live is None or generation > live:
-                shutil.rmtree(generation_dir(self.index_dir, generation), ignore_errors=True)
-
     def _release(self) -> None:
-        if not self._lock.closed:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        _unlock(self._lock)
 
     # reads -----------------------------------------------------------------------------------
     def hashes(self) -> dict[str, str]:
@@ -515,12 +610,10 @@ class Writer:
             trained_on=self.trained_on,
             **self.meta,
         )
-        (self.folder / MANIFEST).write_text(manifest.model_dump_json(indent=2))
-        for name in (DB, VECTORS, MANIFEST):
-            _fsync(self.folder / name)
-        _fsync(self.folder)
+        write_manifest(self.folder, manifest)
+        _make_durable(self.folder)
         _publish(self.index_dir, self.generation)
-        self._prune_old()
+        _prune(self.index_dir, self.keep)
         self._release()
         return manifest
 
@@ -531,19 +624,16 @@ class Writer:
         shutil.rmtree(self.folder, ignore_errors=True)
         self._release()
 
-    def _prune_old(self) -> None:
-        for generation in _generations(self.index_dir)[: -self.keep]:
-            shutil.rmtree(generation_dir(self.index_dir, generation), ignore_errors=True)
-
 
 # -- read path ------------------------------------------------------------------------------------
 class Reader:
     """A read-only snapshot of one generation; safe to share between threads."""
 
-    def __init__(self, index_dir: Path, generation: int):
+    def __init__(self, index_dir: Path, generation: int, folder: Path | None = None):
+        """``folder``: a generation not (yet) in its place, e.g. a snapshot being restored."""
         self.index_dir = index_dir
         self.generation = generation
-        self.folder = generation_dir(index_dir, generation)
+        self.folder = folder or generation_dir(index_dir, generation)
         self.manifest = read_manifest(self.folder)
         try:
             self.index = faiss.read_index(str(self.folder / VECTORS))

@@ -15,7 +15,7 @@ from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
-from service.routes import admin, documents, health, page, search
+from service.routes import admin, documents, health, page, search, snapshots
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, app.state.metrics)
     install_limits(app, settings)
-    for module in (search, documents, health, admin, page):
+    for module in (search, documents, health, admin, snapshots, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")
     return app

@@ -172,3 +172,18 @@ class JobResponse(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobResponse]
+
+
+class SnapshotResponse(BaseModel):
+    name: str = Field(description="archive file name in the snapshot folder")
+    size_bytes: int
+    created_at: datetime | None
+    generation: int | None = Field(description="the index generation it holds")
+    documents: int | None
+    passages: int | None
+    embed_model: str | None
+    error: str | None = Field(None, description="why the archive is unreadable; None if whole")
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotResponse] = Field(description="newest first")

@@ -33,12 +33,14 @@ def test_help_lists_every_command():
         "reindex",
         "jobs",
         "check",
+        "snapshot",
     ):
         assert command in result.output
 
 
 @pytest.mark.parametrize(
-    "command", ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs", "check"]
+    "command",
+    ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs", "check", "snapshot"],
 )
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])

@@ -7,9 +7,8 @@ same folders the torch backend loads, so there is nothing to download, ever.
 The cache (``Settings.model_cache``) holds one file per model, weights fingerprint and variant
 (fp32, int8), each with a ``.sha256`` beside it. A file is written to a temporary name and moved
 into place, then its digest; a file without a matching digest (a crash mid-write, a damaged disk)
-is exported again. The digest file records the size and mtime it was computed at, so an unchanged
-file is not hashed again on every start. An exclusive lock serialises exports of several processes
-on one cache.
+is exported again; a file not modified since its digest was written is not hashed again. An
+exclusive lock serialises exports of several processes on one cache.
 """
 
 from __future__ import annotations
@@ -111,17 +110,18 @@ def _fingerprint(folder: Path) -> str:
 def _ensure(path: Path, make: Exporter) -> None:
     """``path`` exists and matches its digest file, or is (re-)made by ``make``.
 
-    The digest file also records the size and mtime the file had when it was hashed: while
-    they are unchanged the file is trusted without reading it again (hashing the 90 MB
-    bi-encoder took a quarter of a cold ``heed search``); any change means hashing it again.
+    The digest is written after the file is in place, so a file not modified since (its mtime
+    not after the digest file's) is trusted without being read again: hashing the 90 MB
+    bi-encoder took a quarter of a cold ``heed search``. A file written or damaged after its
+    digest is hashed, and exported again unless it still matches.
     """
     digest_file = path.with_name(path.name + ".sha256")
     if path.is_file():
-        recorded = digest_file.read_text().split() if digest_file.is_file() else []
-        if recorded[1:] == _stamp(path):
+        if digest_file.is_file() and path.stat().st_mtime_ns <= digest_file.stat().st_mtime_ns:
             return
-        if recorded and recorded[0] == _sha256(path):
-            _write_atomic(digest_file, " ".join([recorded[0], *_stamp(path)]) + "\n")
+        expected = digest_file.read_text().strip() if digest_file.is_file() else None
+        if expected == _sha256(path):
+            _write_atomic(digest_file, expected + "\n")  # newer than the file: trusted next time
             return
         log.warning("cached model %s is incomplete or damaged; exporting it again", path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
@@ -130,18 +130,13 @@ def _ensure(path: Path, make: Exporter) -> None:
         make(tmp)
         digest = _sha256(tmp)
         os.replace(tmp, path)
-        _write_atomic(digest_file, " ".join([digest, *_stamp(path)]) + "\n")
+        _write_atomic(digest_file, digest + "\n")
     except ModelExportError:
         raise
     except Exception as exc:
         raise ModelExportError(f"cannot export {path.name} to {path.parent}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _stamp(path: Path) -> list[str]:
-    st = path.stat()
-    return [str(st.st_size), str(st.st_mtime_ns)]
 
 
 def _sha256(path: Path) -> str:

@@ -165,8 +165,9 @@ def test_an_unchanged_cached_file_is_not_hashed_again(tmp_path, model, monkeypat
     hashed = []
     monkeypatch.setattr(onnx_models, "_sha256", lambda p: hashed.append(p) or "x")
     cached_model("bi", str(model), runtime_in(tmp_path), Exports())
-    assert hashed == []  # size and mtime as recorded: trusted without reading 90 MB
-    os.utime(path, ns=(1, 1))  # touched: hashed again (and here "damaged", so re-exported)
+    assert hashed == []  # not modified since its digest: trusted without reading 90 MB
+    later = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(later, later))  # modified: hashed again (and here "damaged": re-exported)
     exports = Exports()
     cached_model("bi", str(model), runtime_in(tmp_path), exports)
     assert hashed[0] == path and exports.calls == 1

@@ -7,6 +7,7 @@ Layout::
     <index>/generations/<000042>/docs.db        SQLite, the source of truth (sqlite-utils)
     <index>/generations/<000042>/vectors.faiss  FAISS flat or IVF-SQ8; ids = passage rowids
     <index>/generations/<000042>/manifest.json  format version, models, dimension, counts, time
+    <index>/generations/.staged-*/             a snapshot being restored (heed/snapshots.py)
 
 A generation is immutable once ``CURRENT`` names it. A :class:`Writer` copies the live generation
 into a new folder, applies changes there and publishes it with one ``os.replace``; killed at any

@@ -222,13 +222,15 @@ def reindex(
 
 @app.command()
 def jobs(
-    url: Annotated[str | None, typer.Option(help="service URL (default: from settings)")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="service URL (default: HEED_URL, or host:port)")
+    ] = None,
 ) -> None:
     """List the running service's recent jobs (needs HEED_ADMIN_KEY)."""
     import httpx
 
     settings = Settings()
-    url = url or f"http://{settings.host}:{settings.port}"
+    url = url or settings.url or f"http://{settings.host}:{settings.port}"
     if settings.admin_key is None:
         raise HeedError("set HEED_ADMIN_KEY to the service's admin key")
     headers = {"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"}

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from heed.ann import AnnConfig
+from heed.store import AnnConfig
 from heed.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, SourceError
 from heed.records import Document

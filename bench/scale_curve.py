@@ -60,7 +60,7 @@ def real_vectors(sources: list[Path]) -> NDArray[np.float32]:
 
 def query_vectors(limit: int) -> NDArray[np.float32]:
     from bench.queries import QUERIES
-    from heed.encoders import load_bi_encoder
+    from heed.models.encoders import load_bi_encoder
     from heed.settings import Settings
 
     squad = ROOT.parent / "main" / "var" / "squad-dev" / "queries.jsonl"

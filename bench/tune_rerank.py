@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from heed.encoders import load_bi_encoder, load_reranker
+from heed.models.encoders import load_bi_encoder, load_reranker
 from heed.settings import Settings
 from heed.store import open_reader
 from indexer.build import build_index

@@ -150,7 +150,7 @@ def serve(
     if current_generation(settings.index_dir) is None:
         data = settings.corpus
         if not data.exists():  # started outside the checkout: the corpus shipped with heed
-            from heed.encoders import PROJECT_ROOT
+            from heed.models.encoders import PROJECT_ROOT
 
             data = PROJECT_ROOT / settings.corpus
         err.print(f"no index in {settings.index_dir}: indexing {data} first")
@@ -180,8 +180,8 @@ def search(
     """Search from the terminal (no server needed)."""
     from rich.text import Text
 
-    from heed.encoders import load_bi_encoder, load_reranker
-    from heed.explain import explainer_for
+    from heed.models.encoders import load_bi_encoder, load_reranker
+    from heed.models.explain import explainer_for
     from heed.store import open_reader
     from service.search import Searcher
 
@@ -329,7 +329,7 @@ def eval_(
     import json
     import tempfile
 
-    from heed.encoders import load_bi_encoder, load_reranker
+    from heed.models.encoders import load_bi_encoder, load_reranker
     from heed.store import open_reader
     from indexer.sources import Fields
     from service.evaluation import evaluate, load_collection, parse_modes, report
@@ -403,9 +403,9 @@ def train_reranker(
     dev_every: Annotated[int, typer.Option(help="steps between dev checks")] = 150,
 ) -> None:
     """Fine-tune heed's cross-encoder on CPU, checkpointing so a run can resume."""
-    from heed.encoders import resolve_model, set_threads
-    from heed.training import Progress as TrainProgress
-    from heed.training import TrainConfig, train
+    from heed.models.encoders import resolve_model, set_threads
+    from heed.models.training import Progress as TrainProgress
+    from heed.models.training import TrainConfig, train
 
     settings = Settings()
     set_threads(settings.threads)

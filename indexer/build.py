@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from heed.store import AnnConfig
-from heed.encoders import BiEncoder, load_bi_encoder, set_threads
+from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, SourceError
 from heed.records import Document
 from heed.settings import Settings

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
+from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
-from heed.explain import Explainer, explainer_for
+from heed.models.explain import Explainer, explainer_for
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
 from indexer.jobs import JobRunner, JobState

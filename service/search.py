@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from heed.encoders import BiEncoder, Reranker
+from heed.models.encoders import BiEncoder, Reranker
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
-from heed.explain import Explainer, Span
+from heed.models.explain import Explainer, Span
 from heed.records import embed_text
 from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader

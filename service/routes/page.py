@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from heed.errors import HeedError, InvalidInput
-from heed.explain import Span
+from heed.models.explain import Span
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import EngineDep

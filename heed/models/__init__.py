@@ -1,1 +1,1 @@
-"""Models heed loads offline: the bi-encoder, its own cross-encoder, ONNX runtime, training, explain."""
+"""Models heed loads offline: bi-encoder, its own cross-encoder, ONNX Runtime, training, explain."""

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def load_pairs(collection: Path, count: int) -> list[tuple[str, str, str]]:
     """(query, title, text) for the first ``count`` judged queries and their best document."""
-    from service.evaluation import load_collection
+    from search.evaluation import load_collection
 
     col = load_collection(collection)
     wanted: dict[str, list[str]] = {}

@@ -44,7 +44,7 @@ def test_known_weakness_keyword_outlier_wins_weighted_fusion(client):
 def test_the_same_query_is_right_with_rrf_fusion(settings):
     from heed.models.encoders import load_bi_encoder, load_reranker
     from heed.store import open_reader
-    from service.search import Searcher
+    from search.searcher import Searcher
 
     searcher = Searcher(
         open_reader(settings.index_dir),

@@ -6,7 +6,9 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY heed heed
 COPY indexer indexer
+COPY search search
 COPY service service
+COPY cli cli
 COPY models models
 COPY data data
 RUN pip install .

@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heed.models.encoders import DEFAULT_RUNTIME, BiEncoder, Reranker, load_bi_encoder, load_reranker
 from heed.errors import ModelExportError
+from heed.models.encoders import (
+    DEFAULT_RUNTIME,
+    BiEncoder,
+    Reranker,
+    load_bi_encoder,
+    load_reranker,
+)
 from heed.models.onnx_models import cached_model, open_session
 from heed.settings import ModelRuntime, Settings
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from heed.cli import app
+from cli import app
 from heed.models.encoders import load_reranker, resolve_model
 from heed.models.gated_cross_encoder import GatedCrossEncoder
 from heed.settings import Settings

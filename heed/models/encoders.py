@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.models.batching import length_sorted_batches
 from heed.errors import ModelNotFound
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _offline() -> None:
 def set_threads(threads: int | None) -> None:
     """Torch intra-op threads; None keeps torch's default (all cores).
 
-    ONNX Runtime sessions take theirs from the runtime (see ``heed.models.onnx_models.open_session``).
+    ONNX Runtime sessions take theirs from the runtime (``heed.models.onnx_models.open_session``).
     """
     if threads:
         import torch

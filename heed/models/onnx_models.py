@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.models.batching import length_sorted_batches
 from heed.errors import ModelExportError
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ vectors stay in SQLite (:class:`ExactVectors`), so any backend can be rebuilt fr
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
@@ -102,9 +102,7 @@ class VectorIndex(Protocol):
         """Remove for real: a removed id is never returned again."""
         ...
 
-    def search(
-        self, query: Vectors, k: int, allowed: Ids | None = None
-    ) -> list[tuple[int, float]]:
+    def search(self, query: Vectors, k: int, allowed: Ids | None = None) -> list[tuple[int, float]]:
         """Top-k (id, inner product), best first; only ``allowed`` ids when given."""
         ...
 

@@ -6,14 +6,14 @@ An archive is an uncompressed tar, ``heed-<UTC time>-g<generation>.tar`` in the 
 size and sha256 of every file, sealed by a sha256 of its own content.
 
 Taking one needs no lock and stops nothing: a published generation is immutable, and its files
-are opened together before a writer could prune it (:func:`heed.store.live_files`), so the copy
+are opened together before a writer could prune it (:func:`heed.layout.live_files`), so the copy
 is of one consistent generation while the service keeps serving and writing. The archive is
 written under a dot-name and renamed into place when complete, so a listed snapshot is whole.
 
 A restore checks everything before it touches the index: the tar structure, each file's size
 and sha256, the seal, then the same consistency check as ``heed check`` on the extracted copy
 and the bi-encoder it was built with. Only then is the copy published as a *new* generation,
-atomically (:func:`heed.store.publish_folder`); anything damaged refuses with
+atomically (:func:`heed.layout.publish_folder`); anything damaged refuses with
 :class:`SnapshotDamaged` and leaves the index as it was.
 """
 
@@ -31,9 +31,10 @@ from typing import IO
 
 from pydantic import BaseModel, ValidationError
 
-from heed import store
 from heed.errors import ModelMismatch, SnapshotDamaged, SnapshotNotFound
 from heed.settings import Settings
+from heed.store import layout
+from heed.store.reader import Consistency, Reader
 
 FORMAT_VERSION = 1
 INDEX = "snapshot.json"
@@ -52,7 +53,7 @@ class SnapshotIndex(BaseModel):
     format_version: int = FORMAT_VERSION
     created_at: datetime
     generation: int
-    manifest: store.Manifest
+    manifest: layout.Manifest
     files: dict[str, ArchivedFile]
     seal: str = ""  # sha256 of this JSON with an empty seal: a damaged index is refused too
 
@@ -99,7 +100,7 @@ class SnapshotInfo:
 class Restored:
     generation: int  # the new live generation
     snapshot: SnapshotInfo
-    check: store.Consistency  # the extracted copy, checked as `heed check` does
+    check: Consistency  # the extracted copy, checked as `heed check` does
 
 
 class _Hashing:
@@ -120,9 +121,9 @@ def create_snapshot(settings: Settings) -> SnapshotInfo:
     """Archive the live generation into the snapshot folder; safe while the service writes."""
     folder = settings.snapshot_dir
     folder.mkdir(parents=True, exist_ok=True)
-    with store.live_files(settings.index_dir) as (generation, files):
-        manifest = store.Manifest.model_validate_json(files[store.MANIFEST].read())
-        files[store.MANIFEST].seek(0)
+    with layout.live_files(settings.index_dir) as (generation, files):
+        manifest = layout.Manifest.model_validate_json(files[layout.MANIFEST].read())
+        files[layout.MANIFEST].seek(0)
         now = datetime.now(UTC)
         path = folder / f"{PREFIX}{now:%Y%m%dT%H%M%S%f}Z-g{generation:06d}{SUFFIX}"
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
@@ -145,7 +146,7 @@ def create_snapshot(settings: Settings) -> SnapshotInfo:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    store.fsync(folder)
+    layout.fsync(folder)
     return SnapshotInfo.of(path, index)
 
 
@@ -219,7 +220,7 @@ def restore_snapshot(settings: Settings, name: str) -> Restored:
     a moment at most; writes made after the snapshot was taken are gone once it is restored.
     """
     path = find_snapshot(settings, name)
-    staged = store.staging_folder(settings.index_dir)
+    staged = layout.staging_folder(settings.index_dir)
     try:
         index = _extract_verified(path, staged)
         if index.manifest.embed_model != settings.embed_model:
@@ -227,7 +228,7 @@ def restore_snapshot(settings: Settings, name: str) -> Restored:
                 f"{path.name} was built with {index.manifest.embed_model!r}, not the configured "
                 f"{settings.embed_model!r}; set HEED_EMBED_MODEL to restore it"
             )
-        reader = store.Reader(settings.index_dir, index.generation, folder=staged)
+        reader = Reader(settings.index_dir, index.generation, folder=staged)
         try:
             check = reader.consistency()
         finally:
@@ -238,7 +239,7 @@ def restore_snapshot(settings: Settings, name: str) -> Restored:
                 f"passages without a vector, {len(check.orphan_vectors)} orphan vectors, "
                 f"manifest counts {check.manifest_counts}, actual {check.actual_counts})"
             )
-        generation = store.publish_folder(
+        generation = layout.publish_folder(
             settings.index_dir, staged, keep=settings.keep_generations
         )
     finally:
@@ -258,7 +259,7 @@ def _extract_verified(path: Path, into: Path) -> SnapshotIndex:
                     assert source is not None
                     index = _parse_index(path, source.read())
                     continue
-                if member.name not in store.GENERATION_FILES or not member.isfile():
+                if member.name not in layout.GENERATION_FILES or not member.isfile():
                     raise SnapshotDamaged(f"{path}: unexpected member {member.name!r}")
                 source = tar.extractfile(member)
                 assert source is not None
@@ -267,7 +268,7 @@ def _extract_verified(path: Path, into: Path) -> SnapshotIndex:
         raise _unreadable(path, exc) from None
     if index is None:
         raise SnapshotDamaged(f"{path}: no {INDEX}; the archive is truncated or damaged")
-    for name in store.GENERATION_FILES:
+    for name in layout.GENERATION_FILES:
         expected, got = index.files.get(name), digests.get(name)
         if expected is None or got is None:
             raise SnapshotDamaged(f"{path}: {name} is missing from the archive")

@@ -50,7 +50,7 @@ def test_the_table_shows_the_matching_part_with_inline_code_intact(far_index):
 
 def run_and_list_modules(index_dir, *args: str) -> set[str]:
     code = (
-        "import sys, json; from heed.cli import app\n"
+        "import sys, json; from cli import app\n"
         f"app({['search', 'store a key', '--index', str(index_dir), *args]!r}, "
         "standalone_mode=False)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -102,7 +102,7 @@ def test_search_url_without_a_service_says_so(tmp_path):
 def test_explained_rows_show_and_mark_the_heaviest_word(settings):
     from rich.console import Console
 
-    from heed.cli_search import HIGHLIGHT, results_table, search_here
+    from cli.search_table import HIGHLIGHT, results_table, search_here
 
     query = "how do I read a csv file"
     results = search_here(settings, query, 1, rerank=False, explain=True)

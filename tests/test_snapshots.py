@@ -157,7 +157,7 @@ def test_listing_names_a_damaged_archive_and_why(snap_settings):
 
 
 def test_an_inconsistent_index_in_an_intact_archive_is_refused(snap_settings):
-    from heed.store import generation_dir, live_manifest, write_manifest
+    from heed.store.layout import generation_dir, live_manifest, write_manifest
 
     manifest = live_manifest(snap_settings.index_dir)
     folder = generation_dir(snap_settings.index_dir, manifest.generation)

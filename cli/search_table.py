@@ -48,25 +48,14 @@ def search_here(
     settings: Settings, query: str, k: int, rerank: bool | None, explain: bool
 ) -> Results:
     """Search the local index, loading only the models this search needs."""
-    from heed.encoders import load_bi_encoder, load_reranker
     from heed.store import open_reader
-    from service.search import Searcher
+    from search.modes import MODES
+    from search.searcher import open_searcher
 
-    reader = open_reader(settings.index_dir)
-    runtime = settings.model_runtime()
     rerank = settings.rerank if rerank is None else rerank
-    encoder = None
-    if settings.mode != "keyword":
-        encoder = load_bi_encoder(settings.embed_model, runtime)
-    reranker = None
-    if settings.rerank_model and (rerank or explain):
-        reranker = load_reranker(settings.rerank_model, runtime)
-    explainer = None
-    if explain:
-        from heed.explain import explainer_for  # torch: only when explanations are asked for
-
-        explainer = explainer_for(reranker, settings.explain_method)
-    searcher = Searcher(reader, encoder, reranker, settings, explainer)
+    dense = MODES[settings.mode].dense
+    reader = open_reader(settings.index_dir)
+    searcher = open_searcher(settings, reader, rerank=rerank, explain=explain, dense=dense)
     outcome = searcher.search(query, k, rerank=rerank, explain=explain)
     rows = [
         Row(

@@ -9,7 +9,7 @@ import numpy as np
 Scored = list[tuple[int, float]]
 
 
-def rrf(rankings: Sequence[Sequence[tuple[int, float]]], k: int = 60) -> Scored:
+def rrf(rankings: Sequence[Sequence[tuple[int, float]]], k: int) -> Scored:
     """Reciprocal rank fusion: sum of 1 / (k + rank) over the lists that contain an item."""
     fused: dict[int, float] = {}
     for ranking in rankings:

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
+from heed.settings import IndexType
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 Ids = NDArray[np.int64]
 Vectors = NDArray[np.float32]
 
-IndexType = Literal["auto", "flat", "ivf"]
 Kind = Literal["flat", "ivf"]
 RETRAIN_GROWTH = 2.0  # an IVF index is retrained once it holds this many times its training size
 MIN_IVF = 2  # fewer vectors than this are always held flat
@@ -38,9 +38,9 @@ class AnnConfig:
     Built from Settings at the edge; a backend reads the fields it supports.
     """
 
-    index_type: IndexType = "auto"
-    threshold: int = 50_000
-    nprobe: int = 16
+    index_type: IndexType
+    threshold: int
+    nprobe: int
 
     def kind_for(self, n: int, current: Kind) -> Kind:
         """The kind ``n`` vectors should be held in; ``current`` keeps it from flapping.
@@ -106,7 +106,7 @@ class VectorIndex(Protocol):
         """Top-k (id, inner product), best first; only ``allowed`` ids when given."""
         ...
 
-    def reconstruct_batch(self, ids: Sequence[int]) -> Vectors:
+    def reconstruct_batch(self, ids: Sequence[int] | Ids) -> Vectors:
         """The vectors as the index holds them (lossy for quantised kinds)."""
         ...
 

@@ -42,13 +42,12 @@ from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
 from heed.store.layout import VECTORS
-from heed.store.vectors import RETRAIN_GROWTH, AnnConfig, Kind
+from heed.store.vectors import RETRAIN_GROWTH as RETRAIN_GROWTH  # re-exported beside nlist_for
+from heed.store.vectors import AnnConfig, Kind
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
     from heed.store.vectors import ExactVectors
-
-__all__ = ["RETRAIN_GROWTH", "AnnConfig", "FaissIndex", "create", "load"]
 
 log = logging.getLogger(__name__)
 

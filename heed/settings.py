@@ -24,6 +24,7 @@ ExplainMethod = Literal["attention", "gradient"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8", "rerank"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
+VectorBackend = Literal["faiss"]  # heed.store.vectors: one module per backend
 IndexType = Literal["auto", "flat", "ivf"]  # auto: flat up to ann_threshold passages, then ivf
 
 
@@ -86,6 +87,9 @@ class Settings(BaseSettings):
         "(256). 128 chosen on SQuAD dev: same nDCG@10, 2.6x faster",
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    vector_backend: VectorBackend = Field(
+        "faiss", description="vector index of new indexes; an index keeps the one that built it"
+    )
     index_type: IndexType = Field(
         "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"
     )

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
-from heed.settings import IndexType
+from heed.settings import IndexType, VectorBackend
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
@@ -33,11 +33,11 @@ MIN_IVF = 2  # fewer vectors than this are always held flat
 
 @dataclass(frozen=True)
 class AnnConfig:
-    """How the writer sizes the vector index: exact (flat) or approximate (ivf), and its nprobe.
-
-    Built from Settings at the edge; a backend reads the fields it supports.
+    """Which backend a new index uses and how the writer sizes it: exact (flat) or approximate
+    (ivf), and its nprobe. Built from Settings at the edge; a backend reads what it supports.
     """
 
+    backend: VectorBackend
     index_type: IndexType
     threshold: int
     nprobe: int
@@ -121,9 +121,9 @@ class VectorIndex(Protocol):
         ...
 
 
-def create_index(dimension: int, config: AnnConfig, backend: str = "faiss") -> VectorIndex:
-    """An empty index for a new generation."""
-    return _backend(backend).create(dimension, config)
+def create_index(dimension: int, config: AnnConfig) -> VectorIndex:
+    """An empty index of the configured backend, for a new generation."""
+    return _backend(config.backend).create(dimension, config)
 
 
 def load_index(folder: Path, manifest: Manifest, config: AnnConfig | None = None) -> VectorIndex:

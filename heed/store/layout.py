@@ -29,7 +29,7 @@ from typing import IO
 from pydantic import BaseModel
 
 from heed.errors import IndexBusy, IndexFormatError, IndexNotFound
-from heed.keywords import FTS_TOKENIZER
+from heed.keywords import FTS_TOKENIZER as FTS_TOKENIZER  # the manifest records it
 
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
@@ -172,7 +172,9 @@ def live_files(index_dir: Path) -> Iterator[tuple[int, dict[str, IO[bytes]]]]:
         folder = generation_dir(index_dir, generation)
         with contextlib.ExitStack() as stack:
             try:
-                files = {n: stack.enter_context((folder / n).open("rb")) for n in GENERATION_FILES}
+                files: dict[str, IO[bytes]] = {
+                    n: stack.enter_context((folder / n).open("rb")) for n in GENERATION_FILES
+                }
             except FileNotFoundError:
                 continue  # pruned under us: two newer generations were published meanwhile
             yield generation, files

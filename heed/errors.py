@@ -23,6 +23,12 @@ class ExplainUnavailable(InvalidInput):
     code = "explain_unavailable"
 
 
+class InvalidDocument(InvalidInput):
+    """A document breaks heed's entry rules (id, text or metadata); nothing was stored."""
+
+    code = "invalid_document"
+
+
 class SourceError(InvalidInput):
     """A document source cannot be read or parsed; the message names file and line."""
 

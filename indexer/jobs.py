@@ -109,7 +109,7 @@ def run_reindex(
         # Its own model instance: the service's instance is locked per call (its tokenizer is
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
         encoder = BiEncoder(job.embed_model, settings.model_runtime())
-        docs = read_documents([Path(job.source)])
+        docs = read_documents([Path(job.source)], limits=settings.document_limits())
         stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
         job.generation, job.state = stats.generation, JobState.succeeded
     except JobCancelled:

@@ -71,6 +71,16 @@ class ModelExportError(HeedError):
     code, status = "model_export", 500
 
 
+class Overloaded(HeedError):
+    """Too many searches wait for the cross-encoder; the client should retry later."""
+
+    code, status = "overloaded", 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds, sent as Retry-After
+
+
 class DocumentNotFound(HeedError):
     """No document with that id."""
 

@@ -15,12 +15,23 @@ log = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, code: str, message: str, details: list | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def invalid_field(field: str, message: str) -> RequestValidationError:
+    """A request field out of bounds that only settings know, shaped like FastAPI's own 422."""
+    return RequestValidationError(
+        [{"loc": ("body", field), "msg": f"Value error, {message}", "type": "value_error"}]
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -28,7 +39,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_heed_error(request: Request, exc: HeedError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(exc.status, exc.code, str(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return error_response(exc.status, exc.code, str(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

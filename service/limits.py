@@ -1,4 +1,5 @@
-"""Request limits: body size (413) and a per-client rate limit (429), both as JSON errors.
+"""Request limits: body size (413), a per-client rate limit (429) and a bounded queue for
+cross-encoder work (503 with Retry-After), all as JSON errors.
 
 The rate limit uses the ``limits`` library (moving window, in memory); a client is its API key
 when it sends one (hashed, never stored in clear), else its address. slowapi's middleware was
@@ -8,6 +9,10 @@ tried first: it cannot see routes that FastAPI includes from routers, so it limi
 from __future__ import annotations
 
 import hashlib
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from fastapi import FastAPI, Request
 from limits import parse
@@ -15,6 +20,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from heed.errors import Overloaded
 from heed.settings import Settings
 from service.auth import bearer_token
 from service.errors import error_response
@@ -67,7 +73,50 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class ModelGate:
+    """At most ``slots`` requests run cross-encoder work at once and ``queue`` more wait for a
+    slot, each up to ``wait_s``; any other is refused at once. Without it, a few deep re-ranks
+    queued every search behind them for tens of seconds (issue #12)."""
+
+    def __init__(self, slots: int, queue: int, wait_s: float) -> None:
+        self._running = threading.BoundedSemaphore(slots)
+        self._admitted = threading.BoundedSemaphore(slots + queue)  # running or waiting
+        self.wait_s = wait_s
+        self.retry_after = max(1, math.ceil(wait_s))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelGate:
+        return cls(settings.model_slots, settings.model_queue, settings.model_wait_s)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._admitted.acquire(blocking=False):
+            raise self._overloaded("the queue for the cross-encoder is full")
+        try:
+            if not self._running.acquire(timeout=self.wait_s):
+                raise self._overloaded(f"no cross-encoder slot came free in {self.wait_s:g} s")
+            try:
+                yield
+            finally:
+                self._running.release()
+        finally:
+            self._admitted.release()
+
+    def _overloaded(self, why: str) -> Overloaded:
+        return Overloaded(
+            f"busy: {why}; retry in {self.retry_after} s, or search without re-ranking "
+            '("rerank": false)',
+            self.retry_after,
+        )
+
+
+def model_slot(request: Request, uses_cross_encoder: bool) -> AbstractContextManager[None]:
+    """A slot of the app's :class:`ModelGate` for work that runs the cross-encoder."""
+    return request.app.state.model_gate.slot() if uses_cross_encoder else nullcontext()
+
+
 def install_limits(app: FastAPI, settings: Settings) -> None:
+    app.state.model_gate = ModelGate.from_settings(settings)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if not settings.rate_limit:
         return

@@ -38,8 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    install_metrics(app, app.state.metrics)
     install_limits(app, settings)
+    install_metrics(app, app.state.metrics)  # last added runs first: it sees every response
     for module in (search, documents, health, admin, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")

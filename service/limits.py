@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heed.errors import Overloaded
@@ -35,12 +36,18 @@ def client_key(request: Request) -> str:
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read: FastAPI re-raises HTTPExceptions from body reading as
+    they are (anything else becomes a 400), so the 413 passes through the error handler, the
+    metrics and the access log like any other response."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit:,} bytes (HEED_MAX_BODY_BYTES)")
 
 
 class BodySizeLimit:
-    """Refuses bodies over ``limit`` bytes before they are buffered: by header, then by count."""
+    """Refuses bodies over ``limit`` bytes without buffering them: by the declared
+    Content-Length before the first byte is read, else by counting chunks as they stream."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -50,27 +57,20 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
+        too_long = bool(declared and declared.isdigit() and int(declared) > self.limit)
         seen = 0
 
         async def counting_receive() -> Message:
             nonlocal seen
+            if too_long:
+                raise BodyTooLarge(self.limit)
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise BodyTooLarge
+                raise BodyTooLarge(self.limit)
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "body_too_large", f"request body over {self.limit:,} bytes")
-        await response(scope, receive, send)
+        await self.app(scope, counting_receive, send)
 
 
 class ModelGate:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -113,6 +113,16 @@ class ModelGate:
 def model_slot(request: Request, uses_cross_encoder: bool) -> AbstractContextManager[None]:
     """A slot of the app's :class:`ModelGate` for work that runs the cross-encoder."""
     return request.app.state.model_gate.slot() if uses_cross_encoder else nullcontext()
+
+
+def page_search_slot(request: Request) -> Iterator[None]:
+    """The search page re-ranks and explains whenever it has a query."""
+    with model_slot(request, bool(request.query_params.get("q", "").strip())):
+        yield
+
+
+# scope="function": the slot is given back when the page is rendered, not once it is sent.
+PageSearchSlot = Depends(page_search_slot, scope="function")
 
 
 def install_limits(app: FastAPI, settings: Settings) -> None:

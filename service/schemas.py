@@ -136,9 +136,25 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+ERROR_MEANINGS = {
+    400: "the body is not JSON",
+    401: "no API key sent where one is needed",
+    403: "wrong API key, or writes disabled (no HEED_ADMIN_KEY)",
+    404: "no such document or job",
+    409: "a reindex job is already running, or the index was built by another model",
+    413: "the body is over HEED_MAX_BODY_BYTES",
+    422: "a field is missing, malformed or out of bounds",
+    429: "rate limit (HEED_RATE_LIMIT) exceeded",
+    503: "no index yet, or overloaded (then with Retry-After)",
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for the error statuses a route can return."""
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {
+        status: {"model": ErrorResponse, "description": ERROR_MEANINGS[status]}
+        for status in statuses
+    }
 
 
 class DocumentBody(BaseModel):

@@ -23,7 +23,7 @@ from service.schemas import (
 from service.search import Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
-ERRORS = error_responses(401, 403, 422, 503)
+ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)

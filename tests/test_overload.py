@@ -77,3 +77,19 @@ def test_a_flood_of_expensive_searches_gets_503_while_cheap_requests_are_served(
             assert seconds < 2.0 + 3, f"a refused request stalled {seconds:.1f} s first"
     after = httpx.post(f"{small_gate.url}/search", json=EXPENSIVE, timeout=120)
     assert after.status_code == 200  # slots are given back
+
+
+def test_page_and_api_searches_wait_for_a_held_slot_but_cheap_ones_do_not(settings):
+    from fastapi.testclient import TestClient
+
+    tight = settings.model_copy(update={"model_slots": 1, "model_queue": 0, "model_wait_s": 0.5})
+    app = create_app(tight)
+    with TestClient(app) as c:
+        with app.state.model_gate.slot():  # a long search holds the only slot
+            page = c.get("/", params={"q": "csv"})
+            assert page.status_code == 503 and page.headers["retry-after"] == "1"
+            api = c.post("/search", json={"query": "csv"})
+            assert api.status_code == 503 and api.json()["error"]["code"] == "overloaded"
+            assert c.get("/").status_code == 200
+            assert c.post("/search", json={"query": "csv", "rerank": False}).status_code == 200
+        assert c.get("/", params={"q": "csv"}).status_code == 200  # the slot was given back

@@ -1,7 +1,8 @@
 """Documents by their own ids: read (search access) and write (admin key).
 
-A write builds and publishes a new index generation through the indexer, so a search sees a
-document either wholly old or wholly new; unchanged content (same hash) is not re-embedded.
+A write builds and publishes a new index generation through the engine (which runs the indexer's
+write path), so a search sees a document either wholly old or wholly new; unchanged content (same
+hash) is not re-embedded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from fastapi import APIRouter, Depends, Path
 from heed.errors import InvalidDocument
 from heed.records import MAX_ID_CHARS, Document, check_document
 from heed.settings import Settings
-from indexer.build import BuildStats, build_index, delete_documents
 from service.auth import AdminDep, require_reader
 from service.deps import EngineDep, SearcherDep
 from service.schemas import (
@@ -49,9 +49,7 @@ def upsert_documents(body: DocumentsUpsert, engine: EngineDep, _: AdminDep) -> W
         checked_document(d.id, d, f"documents[{i}]", engine.settings)
         for i, d in enumerate(body.documents)
     ]
-    return _written(
-        engine.write(lambda: build_index(docs, engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.upsert(docs))
 
 
 @router.put("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
@@ -59,18 +57,13 @@ def put_document(
     doc_id: PathId, body: DocumentBody, engine: EngineDep, _: AdminDep
 ) -> WriteResponse:
     """Create or replace one document."""
-    doc = checked_document(doc_id, body, "", engine.settings)
-    return _written(
-        engine.write(lambda: build_index([doc], engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.upsert([checked_document(doc_id, body, "", engine.settings)]))
 
 
 @router.delete("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
 def delete_document(doc_id: str, engine: EngineDep, _: AdminDep) -> WriteResponse:
     """Remove a document; it can no longer be found, by keyword or by vector."""
-    return _written(
-        engine.write(lambda: delete_documents([doc_id], engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.delete([doc_id]))
 
 
 def checked_document(doc_id: str, body: DocumentBody, where: str, settings: Settings) -> Document:
@@ -85,5 +78,5 @@ def checked_document(doc_id: str, body: DocumentBody, where: str, settings: Sett
     )
 
 
-def _written(stats: BuildStats) -> WriteResponse:
+def _written(stats: object) -> WriteResponse:  # indexer.build.BuildStats
     return WriteResponse.model_validate(stats, from_attributes=True)

@@ -18,13 +18,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from heed.errors import HeedError, InvalidInput
-from heed.explain import Span
+from heed.models.explain import Span
 from heed.settings import Mode
+from search.hits import Outcome
 from service.auth import require_page_reader
 from service.deps import EngineDep
 from service.limits import PageSearchSlot
 from service.schemas import MAX_QUERY_CHARS
-from service.search import Outcome
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -107,7 +107,7 @@ def document_page(
     try:
         doc = engine.searcher().reader.document(doc_id)
     except HeedError as exc:
-        context = {"doc": None, "error": str(exc), "q": q}
+        context: dict[str, Any] = {"doc": None, "error": str(exc), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

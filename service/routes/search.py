@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from heed.settings import Mode
+from search.hits import Outcome
 from service.auth import require_reader
 from service.deps import SearcherDep
 from service.errors import invalid_field
@@ -20,7 +21,6 @@ from service.schemas import (
     SearchResult,
     error_responses,
 )
-from service.search import Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from heed import __version__
 from heed.settings import Settings
+from service.docs import install_docs
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import install_limits
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Semantic search: dense + keyword retrieval, re-ranked by a cross-encoder.",
         lifespan=lifespan,
+        docs_url=None,  # served from installed assets by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, app.state.metrics)
     install_limits(app, settings)
+    install_docs(app)
     for module in (search, documents, health, admin, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")

@@ -159,3 +159,37 @@ def test_the_page_fits_a_narrow_screen(browser, server):
     assert overflow <= 0
     shot(page, "search-narrow.png")
     context.close()
+
+
+def offline(page) -> list[str]:
+    """Refuse every request that leaves the server under test; returns the refused URLs."""
+    refused: list[str] = []
+
+    def route(r) -> None:
+        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return refused
+
+
+def test_the_api_docs_render_their_operations_offline(page, server):
+    refused = offline(page)
+    page.goto(server.url + "/docs")
+    page.locator(".opblock").first.wait_for()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/search" in paths and any(p.startswith("/documents/") for p in paths), paths
+    page.locator(".opblock-summary-path", has_text="/search").first.click()
+    assert page.locator(".opblock-body").first.is_visible()  # the operation opens
+    assert refused == []
+    shot(page, "api-docs.png")
+
+
+def test_redoc_renders_offline_too(page, server):
+    refused = offline(page)
+    page.goto(server.url + "/redoc")
+    page.get_by_text("Passages most relevant to a plain-language query").first.wait_for()
+    assert refused == []

@@ -109,6 +109,22 @@ class BiEncoder:
         self._lock = threading.Lock()  # ONNX sessions' tokenizers are not re-entrant
         self._torch_lock = threading.Lock()  # nor are torch modules
 
+    def fit_query(self, query: str) -> tuple[str, int]:
+        """The start of ``query`` that this model reads (whole tokens), and the query's tokens.
+
+        The model would cut a longer query anyway; cutting it here lets a caller say so and
+        hand every model the same text.
+        """
+        with self._lock if self._onnx is not None else self._torch_lock:  # whoever tokenises
+            enc = self.tokenizer(
+                query, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
+        room = self.max_tokens - 2  # [CLS] and [SEP]
+        tokens = len(enc["input_ids"])
+        if tokens <= room:
+            return query, tokens
+        return query[: enc["offset_mapping"][room - 1][1]], tokens
+
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries), batch_size=32)
 
@@ -206,6 +222,15 @@ class Reranker:
                 model.max_length = self.runtime.rerank_max_tokens
             self._heed = model
         return self._heed
+
+    @property
+    def query_max_tokens(self) -> int | None:
+        """Query tokens a pair keeps, specials included (heed's model); None: no cap of its own."""
+        if self._st is not None:
+            return None
+        from heed.reranker import QUERY_MAX_TOKENS
+
+        return QUERY_MAX_TOKENS
 
     @property
     def is_heed(self) -> bool:

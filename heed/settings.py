@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         0.4, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
     )
 
+    max_query_chars: int = Field(
+        20_000, ge=1, description="longest query accepted (query by example: a pasted text)"
+    )
+    keyword_terms: int = Field(
+        32, ge=1, description="a longer query's keyword search keeps its most informative terms"
+    )
+
+    example_queries: list[str] | None = Field(
+        None, description="the start page's examples; None: made from the corpus's titles"
+    )
+
     explain_method: ExplainMethod = Field(
         "attention", description="how highlights are computed (README: Explanations)"
     )

@@ -55,7 +55,7 @@ from heed.errors import (
     ModelMismatch,
     UnknownFilterField,
 )
-from heed.keywords import fts_query, keyword_form
+from heed.keywords import fts_query, keyword_form, match_expression
 from heed.records import Document, Passage, embed_text, text_hash
 
 log = logging.getLogger(__name__)
@@ -603,10 +603,17 @@ class Reader:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def keyword(
-        self, query: str, k: int, filters: dict[str, Any] | None = None
+        self,
+        query: str,
+        k: int,
+        filters: dict[str, Any] | None = None,
+        terms: Iterable[str] | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k passages by FTS5 BM25 (title and body); higher is better."""
-        match = fts_query(query)
+        """Top-k passages by FTS5 BM25 (title and body); higher is better.
+
+        ``terms`` (quoted, see :func:`heed.keywords.query_terms`) replaces the query's own.
+        """
+        match = fts_query(query) if terms is None else match_expression(terms)
         if match is None:
             return []
         where, params = self._filter_sql(filters)
@@ -617,6 +624,11 @@ class Reader:
             [match, *params, k],
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many passages match each FTS term (quoted, see heed.keywords.query_terms)."""
+        sql = "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?"
+        return {term: self._query(sql, [term])[0][0] for term in terms}
 
     def vectors(self, ids: Sequence[int]) -> NDArray[np.float32]:
         """The exact vectors of these passages, in order (never the index's lossy codes)."""
@@ -666,6 +678,13 @@ class Reader:
                 {"passage_id": p[0], "ord": p[1], "start": p[2], "end": p[3]} for p in passages
             ],
         }
+
+    def titles(self, limit: int) -> list[str]:
+        """Up to ``limit`` non-empty document titles, in index order."""
+        rows = self._query(
+            "SELECT title FROM documents WHERE title != '' ORDER BY id LIMIT ?", [limit]
+        )
+        return [r[0] for r in rows]
 
     def counts(self) -> tuple[int, int]:
         return self.manifest.documents, self.manifest.passages

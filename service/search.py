@@ -21,6 +21,7 @@ from heed.explain import Explainer, Span
 from heed.records import embed_text
 from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader
+from service.long_queries import fit_long_query
 
 MAX_DEPTH = 1000
 
@@ -34,6 +35,7 @@ class Hit:
     keyword_score: float | None = None
     rerank_score: float | None = None
     highlights: list[Span] | None = None
+    retrieved_by: tuple[str, ...] = ()  # "dense" and/or "keyword": the lists that found it
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Outcome:
     reranked: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
     explain_method: str | None = None
+    query_truncated: bool = False  # a model read only the start of the query
+    keyword_terms: list[str] | None = None  # a long query's terms that keyword search used
 
 
 class Searcher:
@@ -93,6 +97,11 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
+        if len(query) > self.settings.max_query_chars:
+            raise InvalidInput(
+                f"the query is {len(query):,} characters long; the limit is "
+                f"{self.settings.max_query_chars:,} (HEED_MAX_QUERY_CHARS)"
+            )
         if explain and self.explainer is None:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
@@ -106,14 +115,19 @@ class Searcher:
         candidates = candidates or s.candidates
         timings: dict[str, float] = {}
         depth = min(MAX_DEPTH, max(k, candidates if rerank else 0) * 2)
+        long_query = fit_long_query(query, self.encoder, self.reader, s.keyword_terms)
+        model_query = long_query.model_text  # what the models read: query by example is long
+        truncated = mode != "keyword" and long_query.tokens > self.encoder.max_tokens - 2
         query_vec = None
         if mode != "keyword":
             t = time.perf_counter()
-            query_vec = self.encoder.encode_queries([query])[0]
+            query_vec = self.encoder.encode_queries([model_query])[0]
             timings["embed"] = _ms(t)
         while True:
             t = time.perf_counter()
-            hits = self.first_stage(query, query_vec, mode, depth, filters, fusion or s.fusion)
+            hits = self.first_stage(
+                query, query_vec, mode, depth, filters, fusion or s.fusion, long_query.terms
+            )
             timings["retrieve"] = timings.get("retrieve", 0.0) + _ms(t)
             if not collapse or depth >= MAX_DEPTH or len(hits) < depth:
                 break
@@ -123,21 +137,32 @@ class Searcher:
         if rerank and hits:
             t = time.perf_counter()
             hits = self._rerank(
-                query, hits, candidates, s.rerank_weight if rerank_weight is None else rerank_weight
+                model_query,
+                hits,
+                candidates,
+                s.rerank_weight if rerank_weight is None else rerank_weight,
             )
             timings["rerank"] = _ms(t)
+            cap = self.reranker.query_max_tokens  # type: ignore[union-attr]
+            truncated = truncated or (cap is not None and long_query.tokens > cap - 2)
         if collapse:
-            hits = _best_per_document(hits)
+            hits = best_per_document(hits)
         hits = hits[:k]
         if query_vec is not None:
             self._fill_dense_scores(hits, query_vec)
         method = None
         if explain and hits:
             t = time.perf_counter()
-            method = self._explain(query, hits)
+            method = self._explain(model_query, hits)
             timings["explain"] = _ms(t)
         return Outcome(
-            hits=hits, mode=mode, reranked=rerank, timings_ms=timings, explain_method=method
+            hits=hits,
+            mode=mode,
+            reranked=rerank,
+            timings_ms=timings,
+            explain_method=method,
+            query_truncated=truncated,
+            keyword_terms=None if mode == "dense" else long_query.terms,
         )
 
     # -- stages ----------------------------------------------------------------------------------
@@ -149,10 +174,13 @@ class Searcher:
         depth: int,
         filters: dict[str, Any] | None,
         fusion: Fusion,
+        keyword_terms: list[str] | None = None,
     ) -> list[Hit]:
         """Passage hits before re-ranking, best first (not collapsed)."""
         dense = self.reader.dense(query_vec, depth, filters) if query_vec is not None else []
-        keyword = self.reader.keyword(query, depth, filters) if mode != "dense" else []
+        keyword = (
+            self.reader.keyword(query, depth, filters, keyword_terms) if mode != "dense" else []
+        )
         if mode == "dense":
             scored = [(pid, s) for pid, s in dense]
         elif mode == "keyword":
@@ -164,7 +192,16 @@ class Searcher:
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)
         return [
-            Hit(rows[pid], s, s, dense_of.get(pid), keyword_of.get(pid))
+            Hit(
+                rows[pid],
+                s,
+                s,
+                dense_of.get(pid),
+                keyword_of.get(pid),
+                retrieved_by=tuple(
+                    n for n, of in (("dense", dense_of), ("keyword", keyword_of)) if pid in of
+                ),
+            )
             for pid, s in scored
             if pid in rows
         ]
@@ -237,7 +274,7 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / std if std > 1e-9 else np.zeros_like(x)
 
 
-def _best_per_document(hits: list[Hit]) -> list[Hit]:
+def best_per_document(hits: list[Hit]) -> list[Hit]:
     seen: set[str] = set()
     best = []
     for h in sorted(hits, key=lambda h: -h.score):

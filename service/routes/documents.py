@@ -6,22 +6,57 @@ document either wholly old or wholly new; unchanged content (same hash) is not r
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from heed.records import Document
 from indexer.build import BuildStats, build_index, delete_documents
 from service.auth import AdminDep, require_reader
 from service.deps import EngineDep, SearcherDep
+from service.routes.search import to_result
 from service.schemas import (
     DocumentBody,
     DocumentResponse,
     DocumentsUpsert,
+    SimilarResponse,
     WriteResponse,
     error_responses,
+    parse_filters,
 )
+from service.similar import similar_documents
 
 router = APIRouter(tags=["documents"])
 ERRORS = error_responses(401, 403, 404, 422, 503)
+
+
+# Declared before GET /documents/{doc_id}: a document id may itself contain slashes.
+@router.get(
+    "/documents/{doc_id:path}/similar",
+    response_model=SimilarResponse,
+    responses=ERRORS,
+    dependencies=[Depends(require_reader)],
+)
+def similar(
+    doc_id: str,
+    searcher: SearcherDep,
+    k: Annotated[int, Query(ge=1, le=100, description="documents to return")] = 10,
+    filter: Annotated[
+        list[str] | None,
+        Query(description="metadata filter `field:value`, repeatable (all must hold)"),
+    ] = None,
+) -> SimilarResponse:
+    """More like this: the documents nearest to this one, from its stored passage vectors."""
+    started = time.perf_counter()
+    found = similar_documents(searcher.reader, doc_id, k, parse_filters(filter or []))
+    return SimilarResponse(
+        doc_id=found.doc_id,
+        title=found.title,
+        results=[to_result(h) for h in found.hits],
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        generation=searcher.generation,
+    )
 
 
 @router.get(

@@ -38,7 +38,10 @@ def server(tmp_path_factory, encoder) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get update && "
+            "apt-get install -y chromium chromium-driver fonts-wqy-zenhei"
+        )
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser

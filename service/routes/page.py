@@ -22,6 +22,7 @@ from heed.explain import Span
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import EngineDep
+from service.engine import Engine
 from service.examples import example_queries
 from service.long_queries import unquoted
 from service.search import Hit, Outcome
@@ -125,7 +126,7 @@ def search_page(
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
 
 
-def _examples(engine: Any) -> list[str]:
+def _examples(engine: Engine) -> list[str]:
     configured = engine.settings.example_queries
     if configured is not None:
         return configured

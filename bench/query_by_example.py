@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import write_results
-from heed.encoders import load_bi_encoder, load_reranker
 from heed.settings import Settings
 from heed.store import open_reader
 from indexer.build import build_index
 from indexer.sources import Fields, read_documents
-from service.evaluation import MODES, Collection, evaluate, load_collection
-from service.search import Searcher
+from search.evaluation import Collection, evaluate, load_collection
+from search.modes import EVAL_MODES, parse_modes
+from search.searcher import load_models, open_searcher
 
 ALL_TERMS = 1_000_000  # keyword_terms above any query's term count: every term is kept
 
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("collection", type=Path)
     parser.add_argument("--index", type=Path, default=Path("var/bench/cranfield-idx"))
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--modes", default=",".join(EVAL_MODES))
     args = parser.parse_args()
 
     collection = load_collection(args.collection)
@@ -60,15 +60,13 @@ def main() -> None:
     by_example = examples(collection, corpus)
     settings = Settings(index_dir=args.index)
     build_index(read_documents([collection.corpus], Fields(id="_id"), lambda _: None), settings)
-    runtime = settings.model_runtime()
-    reranker = load_reranker(settings.rerank_model, runtime) if settings.rerank_model else None
-    encoder = load_bi_encoder(settings.embed_model, runtime)
-    names = args.modes.split(",")
+    models = load_models(settings, explain=False)
+    names = parse_modes(args.modes)
     lengths = sorted(len(q) for q in by_example.queries.values())
     rows: dict[str, dict[str, dict[str, float]]] = {}
     for variant, keep in (("all terms", ALL_TERMS), ("informative", settings.keyword_terms)):
         tuned = settings.model_copy(update={"keyword_terms": keep})
-        searcher = Searcher(open_reader(settings.index_dir), encoder, reranker, tuned)
+        searcher = open_searcher(tuned, open_reader(settings.index_dir), models)
         results = evaluate(searcher, by_example, names)
         rows[variant] = {name: r.summary() for name, r in results.items()}
 

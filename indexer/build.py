@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from heed.ann import AnnConfig
-from heed.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, SourceError
+from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.settings import Settings
-from heed.store import Writer
+from heed.store import AnnConfig, Writer
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,12 @@ def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
-        ann_config=AnnConfig(settings.index_type, settings.ann_threshold, settings.ivf_nprobe),
+        ann_config=AnnConfig(
+            settings.vector_backend,
+            settings.index_type,
+            settings.ann_threshold,
+            settings.ivf_nprobe,
+        ),
     )
 
 

@@ -6,9 +6,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from heed.cli import app
+from cli import app
 from heed.errors import InvalidInput
-from service.evaluation import load_collection, parse_modes
+from search.evaluation import load_collection
+from search.modes import parse_modes
 
 from .conftest import FIXTURES
 
@@ -48,6 +49,12 @@ def test_every_mode_runs_and_reports(tmp_path):
 def test_unknown_mode_is_refused():
     with pytest.raises(InvalidInput, match="unknown mode 'bm42'"):
         parse_modes("bm25,bm42")
+
+
+def test_eval_modes_come_from_the_mode_table_and_accept_the_mode_names():
+    assert parse_modes("keyword,dense+rerank,hybrid") == ["bm25", "dense+rerank", "hybrid"]
+    with pytest.raises(InvalidInput, match="unknown mode 'keyword\\+rerank'"):
+        parse_modes("keyword+rerank")
 
 
 def test_bad_collection_files_name_file_and_line(tmp_path):

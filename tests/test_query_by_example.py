@@ -27,7 +27,7 @@ def test_a_pasted_paragraph_finds_related_documents_and_says_it_was_cut(client):
 
 def test_a_long_querys_keyword_search_keeps_its_rare_terms(settings, encoder):
     from heed.store import open_reader
-    from service.search import Searcher
+    from search.searcher import Searcher
 
     few = settings.model_copy(update={"keyword_terms": 8})
     searcher = Searcher(open_reader(settings.index_dir), encoder, None, few)

@@ -17,7 +17,7 @@ def test_similar_documents_are_related_exclude_the_document_and_come_once_each(c
 
 def test_similar_uses_stored_vectors_not_the_encoder(settings, encoder, monkeypatch):
     from heed.store import open_reader
-    from service.similar import similar_documents
+    from search.similar import similar_documents
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("similar must not embed anything")

@@ -18,15 +18,15 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from heed.errors import HeedError
-from heed.explain import Span
+from heed.models.explain import Span
 from heed.settings import Mode
+from search.hits import Hit, Outcome
+from search.long_queries import unquoted
+from search.similar import Similar, similar_documents
 from service.auth import require_reader
 from service.deps import EngineDep
 from service.engine import Engine
 from service.examples import example_queries
-from service.long_queries import unquoted
-from service.search import Hit, Outcome
-from service.similar import Similar, similar_documents
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -149,7 +149,7 @@ def document_page(
     try:
         doc = engine.searcher().reader.document(doc_id)
     except HeedError as exc:
-        context = {"doc": None, "error": str(exc), "q": q}
+        context: dict[str, Any] = {"doc": None, "error": str(exc), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from heed.settings import Mode
+from search.hits import Hit, Outcome
+from search.long_queries import unquoted
 from service.auth import require_reader
 from service.deps import SearcherDep
-from service.long_queries import unquoted
 from service.schemas import (
     QUERY_DESCRIPTION,
     Highlight,
@@ -19,7 +20,6 @@ from service.schemas import (
     SearchResult,
     error_responses,
 )
-from service.search import Hit, Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(401, 403, 422, 503)

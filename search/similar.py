@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from heed.store import Reader
-from service.search import MAX_DEPTH, Hit, best_per_document
+from search.collapse import best_per_document
+from search.hits import Hit
+from search.searcher import MAX_DEPTH
 
 
 @dataclass

@@ -16,18 +16,21 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.batching import length_sorted_batches
 from heed.errors import ModelNotFound
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
+
+if TYPE_CHECKING:
+    from heed.models.onnx_models import OnnxGatedCrossEncoder, OnnxSentenceEncoder
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ProgressFn = Callable[[int, int], None]
 DEFAULT_RUNTIME = ModelRuntime()
 
@@ -60,13 +63,14 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble our own progress
+    # "Loading weights" bars would garble our own progress
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def set_threads(threads: int | None) -> None:
     """Torch intra-op threads; None keeps torch's default (all cores).
 
-    ONNX Runtime sessions take theirs from the runtime (see ``heed.onnx_models.open_session``).
+    ONNX Runtime sessions take theirs from the runtime (``heed.models.onnx_models.open_session``).
     """
     if threads:
         import torch
@@ -88,10 +92,10 @@ class BiEncoder:
         location = resolve_model(name)
         self._location = location
         self.model: Any = None
-        self._onnx: Any = None
+        self._onnx: OnnxSentenceEncoder | None = None
         try:
             if runtime.backend == "onnx":
-                from heed.onnx_models import OnnxSentenceEncoder
+                from heed.models.onnx_models import OnnxSentenceEncoder
 
                 self._onnx = OnnxSentenceEncoder(location, runtime)
                 self.dim = self._onnx.dim
@@ -182,14 +186,14 @@ class Reranker:
 
     def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
         _offline()
-        from heed.reranker import is_gated_cross_encoder
+        from heed.models.gated_cross_encoder import is_gated_cross_encoder
 
         self.name = name
         self.runtime = runtime
         self._location = resolve_model(name)
         self._lock = threading.Lock()
         self._heed: Any = None
-        self._onnx: Any = None
+        self._onnx: OnnxGatedCrossEncoder | None = None
         self._st: Any = None
         try:
             if not is_gated_cross_encoder(Path(self._location)):
@@ -197,7 +201,7 @@ class Reranker:
 
                 self._st = CrossEncoder(self._location, device="cpu")
             elif runtime.backend == "onnx":
-                from heed.onnx_models import OnnxGatedCrossEncoder
+                from heed.models.onnx_models import OnnxGatedCrossEncoder
 
                 self._onnx = OnnxGatedCrossEncoder(
                     self._location, runtime, max_length=runtime.rerank_max_tokens
@@ -215,7 +219,7 @@ class Reranker:
         if self._st is not None:
             return self._st
         if self._heed is None:
-            from heed.reranker import GatedCrossEncoder
+            from heed.models.gated_cross_encoder import GatedCrossEncoder
 
             model = GatedCrossEncoder.load(Path(self._location))
             if self.runtime.rerank_max_tokens:
@@ -247,7 +251,8 @@ class Reranker:
             if self._onnx is not None:
                 return self._onnx.score(query, passages, batch_size=batch_size)
             if self._st is None:
-                return self.torch_model().score(query, passages, batch_size=batch_size)
+                scores = self.torch_model().score(query, passages, batch_size=batch_size)
+                return np.asarray(scores, dtype=np.float32)
             pairs = [(query, p) for p in passages]
             return np.asarray(self._st.predict(pairs, batch_size=batch_size), dtype=np.float32)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heed.encoders import BiEncoder
 from heed.keywords import most_informative, query_terms
+from heed.models.encoders import BiEncoder
 from heed.store import Reader
 
 

@@ -232,7 +232,7 @@ class Reranker:
         """Query tokens a pair keeps, specials included (heed's model); None: no cap of its own."""
         if self._st is not None:
             return None
-        from heed.reranker import QUERY_MAX_TOKENS
+        from heed.models.gated_cross_encoder import QUERY_MAX_TOKENS
 
         return QUERY_MAX_TOKENS
 

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
 # Highlight weights in three steps a reader can tell apart (the legend names them): weights
-# are relative to the passage's heaviest word, and marks start at 0.25 (heed.explain).
+# are relative to the passage's heaviest word, and marks start at 0.25 (heed.models.explain).
 LEVELS = ((0.75, 3), (0.5, 2), (0.0, 1))
 
 

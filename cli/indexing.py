@@ -32,7 +32,9 @@ def run_index(
         skipped.append(str(exc))
         err.print(f"[yellow]skipped:[/] {exc}")
 
-    docs = read_documents(paths, fields or Fields(), on_error if skip_errors else None)
+    docs = read_documents(
+        paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
+    )
     if err.is_terminal:
         with progress_bar() as bar:
             docs_task = bar.add_task("documents", total=None)

@@ -11,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from heed import __version__
 from heed.settings import Settings
-from service.docs import install_docs
+from service.docs import DOCS_PATHS, install_docs
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.headers import SecurityHeaders
 from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
-from service.routes import admin, documents, health, page, search
+from service.routes import admin, documents, health, login, page, search
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,10 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    install_metrics(app, app.state.metrics)
+    login.install_login(app)
     install_limits(app, settings)
     install_docs(app)
-    for module in (search, documents, health, admin, page):
+    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
+    install_metrics(app, app.state.metrics)  # last added runs first: it sees every response
+    for module in (search, documents, health, admin, page, login):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")
     return app

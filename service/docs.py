@@ -25,6 +25,8 @@ from fastapi.staticfiles import StaticFiles
 ASSETS_URL = "/docs-assets"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 REDOC_JS_URL = "/redoc.standalone.js"
+# Pages with inline scripts (FastAPI's docs HTML): the security headers spare them a strict CSP.
+DOCS_PATHS = frozenset({"/docs", "/redoc", OAUTH2_REDIRECT_URL})
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"  # its footer's "API docs by Redocly"
 
 

@@ -23,14 +23,15 @@ from heed.settings import Mode
 from search.hits import Hit, Outcome
 from search.long_queries import unquoted
 from search.similar import Similar, similar_documents
-from service.auth import require_reader
+from service.auth import require_page_reader
 from service.deps import EngineDep
 from service.engine import Engine
 from service.examples import example_queries
+from service.limits import PageSearchSlot
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_page_reader)])
 # Highlight weights in three steps a reader can tell apart (the legend names them): weights
 # are relative to the passage's heaviest word, and marks start at 0.25 (heed.models.explain).
 LEVELS = ((0.75, 3), (0.5, 2), (0.0, 1))
@@ -81,7 +82,7 @@ def found_by(hit: Hit) -> str | None:
     return None
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[PageSearchSlot])
 def search_page(
     request: Request,
     engine: EngineDep,

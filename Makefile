@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)  ## index data/ on first start, then serve on http://127.0.0.1:8000
 	$(BIN)/heed serve
 
+CHROMIUM_APT := apt-get update && apt-get install -y chromium chromium-driver fonts-wqy-zenhei
+
 test: $(STAMP)  ## the whole suite (pytest's "no tests collected", exit 5, fails too)
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || { \
+	  echo "make test drives Debian's Chromium (page and API docs tests); install it first:"; \
+	  echo "  $(CHROMIUM_APT)"; exit 1; }
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -23,6 +23,7 @@ def run_index(
 ) -> Any:
     """Index with progress bars; shared by `index`, `serve` (first start) and `eval`."""
     from indexer.build import BuildProgress, build_index
+    from indexer.progress import ProgressLog, show_progress_lines
     from indexer.sources import Fields, read_documents
 
     skipped: list[str] = []
@@ -31,22 +32,34 @@ def run_index(
         skipped.append(str(exc))
         err.print(f"[yellow]skipped:[/] {exc}")
 
-    with progress_bar() as bar:
-        docs_task = bar.add_task("documents", total=None)
-        emb_task = bar.add_task("passages ", total=None, start=False)
+    docs = read_documents(
+        paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
+    )
+    if err.is_terminal:
+        with progress_bar() as bar:
+            docs_task = bar.add_task("documents", total=None)
+            emb_task = bar.add_task("passages ", total=None, start=False)
 
-        def on_progress(p: BuildProgress) -> None:
-            bar.update(docs_task, completed=p.documents)
-            if p.stage == "embedding":
-                bar.update(docs_task, total=p.documents)
-                bar.start_task(emb_task)
-                bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
+            def on_progress(p: BuildProgress) -> None:
+                bar.update(docs_task, completed=p.documents)
+                if p.stage == "embedding":
+                    bar.update(docs_task, total=p.documents)
+                    bar.start_task(emb_task)
+                    bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
 
-        docs = read_documents(
-            paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
+            stats = build_index(
+                docs, settings, prune=prune, rebuild=rebuild, on_progress=on_progress
+            )
+            bar.update(docs_task, completed=stats.documents, total=stats.documents)
+    else:  # a log file or a pipe: a plain line every few seconds, not a bar redrawn in place
+        show_progress_lines()
+        stats = build_index(
+            docs,
+            settings,
+            prune=prune,
+            rebuild=rebuild,
+            on_progress=ProgressLog("indexing", settings.progress_every_s),
         )
-        stats = build_index(docs, settings, prune=prune, rebuild=rebuild, on_progress=on_progress)
-        bar.update(docs_task, completed=stats.documents, total=stats.documents)
     if skipped:
         err.print(f"[yellow]{len(skipped)} record(s) skipped[/]")
     return stats
@@ -93,18 +106,23 @@ def reindex(
 ) -> None:
     """Rebuild the index beside the live one and switch to it (the admin job, from the CLI)."""
     from indexer.jobs import JobState, new_job, run_reindex
+    from indexer.progress import show_progress_lines
 
     settings = settings_with(index_dir=index_dir)
     job = new_job(settings, source, embed_model)
-    with progress_bar() as bar:
-        task = bar.add_task("passages", total=None)
-        run_reindex(
-            job,
-            settings,
-            on_update=lambda j: bar.update(
-                task, completed=j.passages_done, total=j.passages_total or None
-            ),
-        )
+    if not err.is_terminal:  # run_reindex logs progress lines itself
+        show_progress_lines()
+        run_reindex(job, settings)
+    else:
+        with progress_bar() as bar:
+            task = bar.add_task("passages", total=None)
+            run_reindex(
+                job,
+                settings,
+                on_update=lambda j: bar.update(
+                    task, completed=j.passages_done, total=j.passages_total or None
+                ),
+            )
     if job.state != JobState.succeeded:
         raise HeedError(f"reindex {job.state}: {job.error}")
     out.print(f"reindexed {job.documents_done} documents into generation {job.generation}")

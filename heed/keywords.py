@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 # Query words too common to help BM25 rank (a short list: long documents keep their own).
 STOPWORDS = (
@@ -34,20 +36,51 @@ def keyword_form(text: str) -> str:
     return _CJK_CHAR.sub(r" \1 ", text)
 
 
-def fts_query(query: str) -> str | None:
-    """An FTS5 MATCH expression that user input cannot break: every term quoted, OR-ed.
+def query_terms(query: str) -> Counter[str]:
+    """The query's FTS5 terms, quoted, with how often each occurs, in order of first occurrence.
 
     Operators (NEAR, AND, *, -, parentheses, quotes) lose their meaning; a CJK run becomes
     phrases of adjacent character pairs, so 柏林人口 matches 柏林 ... 人口 without a segmenter.
     """
-    terms: list[str] = []
+    terms: Counter[str] = Counter()
     for word in _WORD.findall(query.lower()):
         if _CJK_CHAR.match(word):
             chars = list(word)
-            terms += [f'"{a} {b}"' for a, b in itertools.pairwise(chars)] or [f'"{word}"']
+            terms.update([f'"{a} {b}"' for a, b in itertools.pairwise(chars)] or [f'"{word}"'])
         elif word not in _STOPWORDS:
-            terms.append(f'"{word}"')
-    return " OR ".join(dict.fromkeys(terms)) or None
+            terms[f'"{word}"'] += 1
+    return terms
+
+
+def match_expression(terms: Iterable[str]) -> str | None:
+    """An FTS5 MATCH of any of ``terms`` (quoted, as :func:`query_terms` gives them)."""
+    return " OR ".join(terms) or None
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 MATCH expression that user input cannot break: every term quoted, OR-ed."""
+    return match_expression(query_terms(query))
+
+
+def most_informative(
+    terms: Counter[str], document_frequency: Mapping[str, int], rows: int, keep: int
+) -> list[str]:
+    """The ``keep`` terms that say most about what a long query is about, in query order.
+
+    Weight: BM25's IDF (rarer terms say more) times ``1 + ln(count)`` (a term the example
+    repeats is what it is about). A pasted paragraph ORs hundreds of terms otherwise, and
+    its common words swamp BM25 with weak matches.
+    """
+
+    def weight(term: str) -> float:
+        df = document_frequency.get(term, 0)
+        idf = math.log(1 + (rows - df + 0.5) / (df + 0.5))
+        return idf * (1 + math.log(terms[term]))
+
+    order = {term: i for i, term in enumerate(terms)}
+    found = [t for t in terms if document_frequency.get(t, 0)]  # the rest cannot match
+    best = sorted(found, key=lambda t: (-weight(t), order[t]))[:keep]
+    return sorted(best, key=order.__getitem__)
 
 
 def term_spans(query: str, texts: Sequence[str]) -> list[list[tuple[int, int]]]:

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
         0.4, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
     )
 
+    max_query_chars: int = Field(
+        20_000, ge=1, description="longest query accepted (query by example: a pasted text)"
+    )
+    keyword_terms: int = Field(
+        32, ge=1, description="a longer query's keyword search keeps its most informative terms"
+    )
+
+    example_queries: list[str] | None = Field(
+        None, description="the start page's examples; None: made from the corpus's titles"
+    )
+
     explain_method: ExplainMethod = Field(
         "attention", description="how highlights are computed (README: Explanations)"
     )
@@ -95,6 +106,9 @@ class Settings(BaseSettings):
         le=512,
         description="re-rank pair length cap in tokens (query + passage); None: the model's own "
         "(256). 128 chosen on SQuAD dev: same nDCG@10, 2.6x faster",
+    )
+    progress_every_s: float = Field(
+        5.0, gt=0, description="indexing progress: seconds between log lines (no terminal)"
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
     snapshot_dir: Path = Field(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from heed.errors import JobCancelled, JobConflict, JobNotFound, SourceError
 from heed.models.encoders import BiEncoder
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index
+from indexer.progress import ProgressLog
 from indexer.sources import read_documents
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,9 @@ def run_reindex(
 ) -> Job:
     """Rebuild the index from ``job.source`` with ``job.embed_model``; updates ``job`` in place."""
     job.state, job.started_at = JobState.running, datetime.now(UTC)
-    embed_started: float | None = None
+    progress_log = ProgressLog(f"job {job.id}", settings.progress_every_s)
 
     def on_progress(p: BuildProgress) -> None:
-        nonlocal embed_started
         if job.cancel_requested.is_set():
             raise JobCancelled(f"job {job.id} cancelled")
         job.documents_done, job.passages_done, job.passages_total = (
@@ -85,22 +84,8 @@ def run_reindex(
             p.passages_done,
             p.passages_total,
         )
-        if p.stage == "embedding":
-            embed_started = embed_started or time.monotonic()
-            elapsed = time.monotonic() - embed_started
-            if p.passages_done and elapsed > 0:
-                job.passages_per_s = round(p.passages_done / elapsed, 1)
-                job.eta_s = round((p.passages_total - p.passages_done) / job.passages_per_s, 1)
-        if p.stage == "embedding":
-            log.info(
-                "job=%s state=running documents=%d passages=%d/%d rate=%s eta_s=%s",
-                job.id,
-                job.documents_done,
-                job.passages_done,
-                job.passages_total,
-                job.passages_per_s,
-                job.eta_s,
-            )
+        progress_log(p)
+        job.passages_per_s, job.eta_s = progress_log.rate.per_s, progress_log.rate.eta_s
         if on_update:
             on_update(job)
 

@@ -21,6 +21,7 @@ class Hit:
     keyword_score: float | None = None
     rerank_score: float | None = None
     highlights: list[Span] | None = None
+    retrieved_by: tuple[str, ...] = ()  # "dense" and/or "keyword": the lists that found it
 
 
 @dataclass
@@ -30,3 +31,5 @@ class Outcome:
     reranked: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
     explain_method: str | None = None
+    query_truncated: bool = False  # a model read only the start of the query
+    keyword_terms: list[str] | None = None  # a long query's terms that keyword search used

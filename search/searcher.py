@@ -20,6 +20,7 @@ from heed.settings import Fusion, Mode, Settings, default
 from heed.store import Reader
 from search.collapse import best_per_document
 from search.hits import Hit, Outcome
+from search.long_queries import fit_long_query
 from search.modes import MODES, FusionParams
 from search.rerank import rerank as rerank_hits
 
@@ -78,6 +79,11 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
+        if len(query) > self.settings.max_query_chars:
+            raise InvalidInput(
+                f"the query is {len(query):,} characters long; the limit is "
+                f"{self.settings.max_query_chars:,} (HEED_MAX_QUERY_CHARS)"
+            )
         if explain and self.explainer is None:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
@@ -91,16 +97,25 @@ class Searcher:
         candidates = candidates or s.candidates
         timings: dict[str, float] = {}
         depth = min(MAX_DEPTH, max(k, candidates if rerank else 0) * 2)
+        long_query = fit_long_query(query, self.encoder, self.reader, s.keyword_terms)
+        model_query = long_query.model_text  # what the models read: query by example is long
+        truncated = (
+            MODES[mode].dense
+            and self.encoder is not None
+            and long_query.tokens > self.encoder.max_tokens - 2
+        )
         query_vec = None
         if MODES[mode].dense:
             if self.encoder is None:
                 raise InvalidInput(f"{mode} search needs the bi-encoder, and none is loaded")
             t = time.perf_counter()
-            query_vec = self.encoder.encode_queries([query])[0]
+            query_vec = self.encoder.encode_queries([model_query])[0]
             timings["embed"] = _ms(t)
         while True:
             t = time.perf_counter()
-            hits = self.first_stage(query, query_vec, mode, depth, filters, fusion or s.fusion)
+            hits = self.first_stage(
+                query, query_vec, mode, depth, filters, fusion or s.fusion, long_query.terms
+            )
             timings["retrieve"] = timings.get("retrieve", 0.0) + _ms(t)
             if not collapse or depth >= MAX_DEPTH or len(hits) < depth:
                 break
@@ -111,8 +126,10 @@ class Searcher:
             t = time.perf_counter()
             assert self.reranker is not None
             weight = s.rerank_weight if rerank_weight is None else rerank_weight
-            hits = rerank_hits(self.reranker, query, hits, candidates, weight)
+            hits = rerank_hits(self.reranker, model_query, hits, candidates, weight)
             timings["rerank"] = _ms(t)
+            cap = self.reranker.query_max_tokens
+            truncated = truncated or (cap is not None and long_query.tokens > cap - 2)
         if collapse:
             hits = best_per_document(hits)
         hits = hits[:k]
@@ -121,10 +138,16 @@ class Searcher:
         method = None
         if explain and hits:
             t = time.perf_counter()
-            method = self._explain(query, hits)
+            method = self._explain(model_query, hits)
             timings["explain"] = _ms(t)
         return Outcome(
-            hits=hits, mode=mode, reranked=rerank, timings_ms=timings, explain_method=method
+            hits=hits,
+            mode=mode,
+            reranked=rerank,
+            timings_ms=timings,
+            explain_method=method,
+            query_truncated=truncated,
+            keyword_terms=long_query.terms if MODES[mode].keyword else None,
         )
 
     # -- stages ----------------------------------------------------------------------------------
@@ -136,17 +159,27 @@ class Searcher:
         depth: int,
         filters: dict[str, Any] | None,
         fusion: Fusion,
+        keyword_terms: list[str] | None = None,
     ) -> list[Hit]:
         """Passage hits before re-ranking, best first (not collapsed)."""
         spec = MODES[mode]
         dense = self.reader.dense(query_vec, depth, filters) if query_vec is not None else []
-        keyword = self.reader.keyword(query, depth, filters) if spec.keyword else []
+        keyword = self.reader.keyword(query, depth, filters, keyword_terms) if spec.keyword else []
         params = FusionParams(fusion, self.settings.rrf_k, self.settings.dense_weight)
         scored = spec.rank(dense, keyword, params)
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)
         return [
-            Hit(rows[pid], s, s, dense_of.get(pid), keyword_of.get(pid))
+            Hit(
+                rows[pid],
+                s,
+                s,
+                dense_of.get(pid),
+                keyword_of.get(pid),
+                retrieved_by=tuple(
+                    n for n, of in (("dense", dense_of), ("keyword", keyword_of)) if pid in of
+                ),
+            )
             for pid, s in scored
             if pid in rows
         ]

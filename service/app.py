@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from heed import __version__
 from heed.settings import Settings
+from service.docs import DOCS_PATHS, install_docs
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.headers import SecurityHeaders
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Semantic search: dense + keyword retrieval, re-ranked by a cross-encoder.",
         lifespan=lifespan,
+        docs_url=None,  # served from installed assets by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -41,10 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     login.install_login(app)
     install_limits(app, settings)
-    docs = frozenset(
-        p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
-    )
-    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    install_docs(app)
+    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
     install_metrics(app, app.state.metrics)  # last added runs first: it sees every response
     for module in (search, documents, health, admin, snapshots, page, login):
         app.include_router(module.router)

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from heed.errors import InvalidDocument
+from heed.errors import InvalidDocument, InvalidInput
 from heed.records import MAX_ID_CHARS, check_doc_id, check_filters
 from heed.settings import Mode
 
 FilterValue = str | int | float | bool
+
+
+def parse_filters(pairs: list[str]) -> dict[str, FilterValue]:
+    """Metadata filters from a URL, ``field:value`` each; a JSON number or boolean is one."""
+    filters: dict[str, FilterValue] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition(":")
+        if not sep or not name:
+            raise InvalidInput(f"filter {pair!r}: write it as field:value, e.g. kind:function")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        filters[name] = value if isinstance(value, bool | int | float) else raw
+    return filters
+
+
+QUERY_DESCRIPTION = (
+    "a question, a few words, or a pasted text to find related documents (query by example); "
+    "at most HEED_MAX_QUERY_CHARS characters (default 20,000)"
+)
 
 
 def as_value_error(check: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,12 +55,9 @@ ID_RULE = f"1-{MAX_ID_CHARS} characters, not blank, no control characters"
 DocId = Annotated[str, AfterValidator(as_value_error(check_doc_id))]
 
 
-MAX_QUERY_CHARS = 1000  # the API, GET /search and the page accept the same queries
-
-
 class SearchRequest(BaseModel):
     query: str = Field(
-        min_length=1, max_length=MAX_QUERY_CHARS, examples=["how do I read a csv file"]
+        min_length=1, description=QUERY_DESCRIPTION, examples=["how do I read a csv file"]
     )
     k: int = Field(10, ge=1, le=100, description="results to return")
     candidates: int | None = Field(
@@ -98,6 +117,23 @@ class SearchResponse(BaseModel):
     mode: Mode
     reranked: bool
     timings_ms: dict[str, float] = Field(description="time per stage: embed, retrieve, rerank")
+    generation: int = Field(description="index generation that answered")
+    query_truncated: bool = Field(
+        False, description="the query was longer than the models read: they used its start"
+    )
+    keyword_terms: list[str] | None = Field(
+        None, description="a long query's most informative terms, which keyword search used"
+    )
+
+
+class SimilarResponse(BaseModel):
+    doc_id: str = Field(description="the document the results are like")
+    title: str
+    results: list[SearchResult] = Field(
+        description="other documents, nearest first, each with its passage closest to the "
+        "document; score and dense_score are cosine similarities"
+    )
+    took_ms: float
     generation: int = Field(description="index generation that answered")
 
 

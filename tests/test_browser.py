@@ -6,6 +6,8 @@ nobody has seen render is not tested. Screenshots land in var/test-artifacts/.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +38,10 @@ def server(tmp_path_factory, encoder) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get update && "
+            "apt-get install -y chromium chromium-driver fonts-wqy-zenhei"
+        )
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser
@@ -73,11 +78,78 @@ def test_typing_a_query_and_enter_shows_the_right_document_first_with_highlights
     marks = first.locator("mark")
     assert marks.count() >= 3
     assert "csv" in [m.lower() for m in marks.all_inner_texts()]
-    weights = [float(m.get_attribute("style").split(":")[1]) for m in marks.all()]
+    weights = [float(m.get_attribute("data-weight")) for m in marks.all()]
     assert max(weights) == 1.0 and min(weights) < 1.0  # shaded by weight, not all alike
     assert "ms" in page.locator(".summary").inner_text()
     assert page.locator("#q").input_value() == "how do I read a csv file"
     shot(page, "search-results.png")
+
+
+def background(locator) -> str:
+    return locator.evaluate("el => getComputedStyle(el).backgroundColor")
+
+
+def test_highlight_levels_look_different_and_the_legend_names_them(page, server):
+    search(page, server, "how do I read a csv file")
+    marks = page.locator("ol.results mark")
+    by_level: dict[str, set[str]] = {}
+    for mark in marks.all():
+        level = mark.get_attribute("class")
+        weight = float(mark.get_attribute("data-weight"))
+        assert level == ("w3" if weight >= 0.75 else "w2" if weight >= 0.5 else "w1")
+        by_level.setdefault(level, set()).add(background(mark))
+    assert len(by_level) >= 2, by_level  # this query's marks span levels
+    colours = [c for shades in by_level.values() for c in shades]
+    assert all(len(shades) == 1 for shades in by_level.values())  # one shade per level
+    assert len(set(colours)) == len(by_level)  # and no two levels alike
+    legend = page.locator("#legend")
+    assert legend.locator("mark").count() == 3
+    assert len({background(m) for m in legend.locator("mark").all()}) == 3
+    assert "weighed most" in legend.inner_text()
+
+
+def test_passages_keep_their_lines_and_show_no_raw_scores(page, server):
+    search(page, server, "csv reader dialect")
+    passage = page.locator("ol.results .passage").first
+    assert passage.evaluate("el => getComputedStyle(el).whiteSpace") == "pre-wrap"
+    texts = page.locator("ol.results .passage").all_inner_texts()
+    assert any("\n" in t for t in texts)  # code and paragraphs keep their line breaks
+    assert all(t == t.strip() for t in texts)
+    results = page.locator("ol.results").inner_text()
+    assert "score" not in results and not re.search(r"-\d+\.\d{3}", results)
+    assert page.locator("ol.results .found-by").first.inner_text() in (
+        "matches your words and their meaning",
+        "matches your words",
+        "close in meaning",
+    )
+
+
+def test_the_start_page_suggests_queries_from_the_loaded_corpus(page, server):
+    page.goto(server.url + "/")
+    examples = page.locator("ul.examples a").all_inner_texts()
+    assert len(examples) == 3 and "柏林人口" not in examples
+    titles = {json.loads(line)["title"] for line in MINI.read_text().splitlines()}
+    assert all(any(e in t for t in titles) for e in examples), examples
+    with page.expect_navigation():
+        page.locator("ul.examples a").first.click()
+    assert page.locator("ol.results > li").count() > 0
+
+
+def test_more_like_this_from_a_result_and_from_the_document(page, server):
+    search(page, server, "parse a json string")
+    first = page.locator("ol.results > li").first
+    title = first.locator("h2").inner_text()
+    with page.expect_navigation():
+        first.locator("a.similar").click()
+    assert page.locator("h2.like").inner_text() == f"Documents like {title}"
+    others = page.locator("ol.results > li h2").all_inner_texts()
+    assert len(others) == 10 and title not in others
+    with page.expect_navigation():
+        page.locator("ol.results > li h2 a").first.click()
+    with page.expect_navigation():
+        page.locator("article a.similar").click()
+    assert page.locator("h2.like").count() == 1
+    shot(page, "more-like-this.png")
 
 
 def test_reloading_the_url_gives_the_same_results(page, server):
@@ -159,3 +231,37 @@ def test_the_page_fits_a_narrow_screen(browser, server):
     assert overflow <= 0
     shot(page, "search-narrow.png")
     context.close()
+
+
+def offline(page) -> list[str]:
+    """Refuse every request that leaves the server under test; returns the refused URLs."""
+    refused: list[str] = []
+
+    def route(r) -> None:
+        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return refused
+
+
+def test_the_api_docs_render_their_operations_offline(page, server):
+    refused = offline(page)
+    page.goto(server.url + "/docs")
+    page.locator(".opblock").first.wait_for()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/search" in paths and any(p.startswith("/documents/") for p in paths), paths
+    page.locator(".opblock-summary-path", has_text="/search").first.click()
+    assert page.locator(".opblock-body").first.is_visible()  # the operation opens
+    assert refused == []
+    shot(page, "api-docs.png")
+
+
+def test_redoc_renders_offline_too(page, server):
+    refused = offline(page)
+    page.goto(server.url + "/redoc")
+    page.get_by_text("Passages most relevant to a plain-language query").first.wait_for()
+    assert refused == []

@@ -52,6 +52,8 @@ def test_index_then_search_from_the_terminal(tmp_path):
     first = heed("index", str(FIXTURES / "formats"), "--index", index_dir)
     assert first.returncode == 0, first.stderr
     assert "7 documents: 7 added" in first.stdout
+    # stderr is a pipe, not a terminal: progress comes as log lines, not a redrawn bar
+    assert "indexing: 7 documents, passages" in first.stderr and "passages/s, ETA" in first.stderr
     again = heed("index", str(FIXTURES / "formats"), "--index", index_dir)
     assert "0 passages embedded" in again.stdout and "unchanged" in again.stdout
     found = heed("search", "how hot should water be for green tea", "--index", index_dir, "-k", "2")
@@ -122,6 +124,7 @@ def test_serve_with_no_index_indexes_the_corpus_first_then_answers(tmp_path):
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert b"indexing" in stderr and b"route=/search status=200" in stderr
+    assert b"passages/s, ETA" in stderr  # the first start shows progress in a log too
 
 
 def test_reindex_rebuilds_from_a_source_and_publishes(tmp_path):
@@ -130,6 +133,7 @@ def test_reindex_rebuilds_from_a_source_and_publishes(tmp_path):
     result = heed("reindex", str(FIXTURES / "formats"), "--index", index_dir)
     assert result.returncode == 0, result.stderr
     assert "reindexed 7 documents into generation 2" in result.stdout
+    assert "7 documents, passages" in result.stderr and "passages/s, ETA" in result.stderr
     found = heed("search", "chain lubricant", "--index", index_dir, "-k", "1", "--no-rerank")
     assert "page.html" in found.stdout and "berlin" not in found.stdout
 

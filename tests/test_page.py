@@ -28,7 +28,7 @@ def test_the_query_is_escaped_everywhere_it_is_shown(client):
 @pytest.mark.parametrize(
     ("params", "status", "text"),
     [
-        ({"q": "x" * 1001}, 422, "keep it under 1000"),
+        ({"q": "x" * 20_001}, 422, "the limit is 20,000"),
         ({"q": "json", "mode": "fuzzy"}, 422, None),
     ],
 )
@@ -54,3 +54,27 @@ def test_the_document_page_marks_the_passage_and_links_back_to_the_query(client)
 def test_the_stylesheet_is_served_locally(client):
     r = client.get("/static/heed.css")
     assert r.status_code == 200 and "mark" in r.text
+
+
+def test_a_pasted_text_is_searched_and_the_page_says_what_was_used(client):
+    from .test_query_by_example import CSV_EXAMPLE
+
+    r = client.get("/", params={"q": CSV_EXAMPLE * 12})
+    assert r.status_code == 200 and r.text.count('<li class="result">') == 10
+    assert "Your query is long: the models read its beginning only" in r.text
+    assert "most telling words (" in r.text and "delimiter" in r.text
+
+
+def test_examples_fit_the_corpus_or_come_from_the_settings(client, settings):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    page = client.get("/").text
+    assert "柏林人口" not in page and "Examples" in page
+    # the descriptions after the dash in the corpus's titles, spread over the index
+    for example in ("Regular expression operations", "Secure hashes and message digests"):
+        assert f'href="/?q={example.replace(" ", "%20")}"' in page
+    mine = settings.model_copy(update={"example_queries": ["my own example"]})
+    with TestClient(create_app(mine)) as c:
+        assert 'href="/?q=my%20own%20example"' in c.get("/").text

@@ -120,6 +120,30 @@ class BiEncoder:
         """The transformers tokenizer, for the chunker (loaded when first asked for on ONNX)."""
         return self._onnx.tokenizer if self._onnx is not None else self.model.tokenizer
 
+    def fit_query(self, query: str) -> tuple[str, int]:
+        """The start of ``query`` that this model reads (whole tokens), and the query's tokens.
+
+        The model would cut a longer query anyway; cutting it here lets a caller say so and
+        hand every model the same text. The count stops at the model's window (every caller
+        compares it with a window no longer than that).
+        """
+        ends = self._token_ends(query)
+        room = self.max_tokens - 2  # [CLS] and [SEP]
+        if len(ends) <= room:
+            return query, len(ends)
+        return query[: ends[room - 1]], len(ends)
+
+    def _token_ends(self, text: str) -> list[int]:
+        """Where each of ``text``'s tokens ends, without importing transformers where the
+        ONNX encoder's own tokenizer can tell (a CLI search stays light)."""
+        with self._lock if self._onnx is not None else self._torch_lock:  # whoever tokenises
+            if self._onnx is not None and (ends := self._onnx.token_ends(text)) is not None:
+                return ends
+            enc = self.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
+        return [end for _, end in enc["offset_mapping"]]
+
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries), batch_size=32)
 
@@ -225,6 +249,15 @@ class Reranker:
                 model.max_length = self.runtime.rerank_max_tokens
             self._heed = model
         return self._heed
+
+    @property
+    def query_max_tokens(self) -> int | None:
+        """Query tokens a pair keeps, specials included (heed's model); None: no cap of its own."""
+        if self._st is not None:
+            return None
+        from heed.models.gated_cross_encoder import QUERY_MAX_TOKENS
+
+        return QUERY_MAX_TOKENS
 
     @property
     def is_heed(self) -> bool:

@@ -270,6 +270,13 @@ class OnnxSentenceEncoder:
             self._tokenizer = AutoTokenizer.from_pretrained(self.location)
         return self._tokenizer
 
+    def token_ends(self, text: str) -> list[int] | None:
+        """Where each token of ``text`` ends (no special tokens), counted up to the model's
+        window; None without a fast tokenizer (then ask :attr:`tokenizer`)."""
+        if self._fast is None:
+            return None
+        return [end for _, end in self._fast.encode(text, add_special_tokens=False).offsets]
+
     def encode(self, texts: Sequence[str], batch_size: int) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for idx in length_sorted_batches(texts, batch_size):

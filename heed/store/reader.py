@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import DocumentNotFound, IndexFormatError, IndexNotFound, UnknownFilterField
-from heed.keywords import fts_query
+from heed.keywords import fts_query, match_expression
 from heed.store.layout import DB, current_generation, generation_dir, read_manifest
 from heed.store.schema import has_vector_table, id_diff, marks, unblob
 from heed.store.vectors import load_index
@@ -125,10 +125,17 @@ class Reader:
         return self.index.search(query_vec, k, allowed)
 
     def keyword(
-        self, query: str, k: int, filters: dict[str, Any] | None = None
+        self,
+        query: str,
+        k: int,
+        filters: dict[str, Any] | None = None,
+        terms: Iterable[str] | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k passages by FTS5 BM25 (title and body); higher is better."""
-        match = fts_query(query)
+        """Top-k passages by FTS5 BM25 (title and body); higher is better.
+
+        ``terms`` (quoted, see :func:`heed.keywords.query_terms`) replaces the query's own.
+        """
+        match = fts_query(query) if terms is None else match_expression(terms)
         if match is None:
             return []
         where, params = self._filter_sql(filters)
@@ -139,6 +146,11 @@ class Reader:
             [match, *params, k],
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many passages match each FTS term (quoted, see heed.keywords.query_terms)."""
+        sql = "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?"
+        return {term: self._query(sql, [term])[0][0] for term in terms}
 
     def vectors(self, ids: Sequence[int]) -> NDArray[np.float32]:
         """The exact vectors of these passages, in order (never the index's lossy codes)."""
@@ -188,6 +200,13 @@ class Reader:
                 {"passage_id": p[0], "ord": p[1], "start": p[2], "end": p[3]} for p in passages
             ],
         }
+
+    def titles(self, limit: int) -> list[str]:
+        """Up to ``limit`` non-empty document titles, in index order."""
+        rows = self._query(
+            "SELECT title FROM documents WHERE title != '' ORDER BY id LIMIT ?", [limit]
+        )
+        return [r[0] for r in rows]
 
     def counts(self) -> tuple[int, int]:
         return self.manifest.documents, self.manifest.passages

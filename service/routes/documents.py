@@ -7,28 +7,61 @@ hash) is not re-embedded.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from heed.errors import InvalidDocument
 from heed.records import MAX_ID_CHARS, Document, check_document
 from heed.settings import Settings
+from search.similar import similar_documents
 from service.auth import AdminDep, require_reader
 from service.deps import EngineDep, SearcherDep
+from service.routes.search import to_result
 from service.schemas import (
     ID_RULE,
     DocId,
     DocumentBody,
     DocumentResponse,
     DocumentsUpsert,
+    SimilarResponse,
     WriteResponse,
     error_responses,
+    parse_filters,
 )
 
 router = APIRouter(tags=["documents"])
 ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
 PathId = Annotated[DocId, Path(min_length=1, max_length=MAX_ID_CHARS, description=ID_RULE)]
+
+
+# Declared before GET /documents/{doc_id}: a document id may itself contain slashes.
+@router.get(
+    "/documents/{doc_id:path}/similar",
+    response_model=SimilarResponse,
+    responses=ERRORS,
+    dependencies=[Depends(require_reader)],
+)
+def similar(
+    doc_id: str,
+    searcher: SearcherDep,
+    k: Annotated[int, Query(ge=1, le=100, description="documents to return")] = 10,
+    filter: Annotated[
+        list[str] | None,
+        Query(description="metadata filter `field:value`, repeatable (all must hold)"),
+    ] = None,
+) -> SimilarResponse:
+    """More like this: the documents nearest to this one, from its stored passage vectors."""
+    started = time.perf_counter()
+    found = similar_documents(searcher.reader, doc_id, k, parse_filters(filter or []))
+    return SimilarResponse(
+        doc_id=found.doc_id,
+        title=found.title,
+        results=[to_result(h) for h in found.hits],
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        generation=searcher.generation,
+    )
 
 
 @router.get(

@@ -17,31 +17,44 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from heed.errors import HeedError, InvalidInput
+from heed.errors import HeedError
 from heed.models.explain import Span
 from heed.settings import Mode
-from search.hits import Outcome
+from search.hits import Hit, Outcome
+from search.long_queries import unquoted
+from search.similar import Similar, similar_documents
 from service.auth import require_page_reader
 from service.deps import EngineDep
+from service.engine import Engine
+from service.examples import example_queries
 from service.limits import PageSearchSlot
-from service.schemas import MAX_QUERY_CHARS
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_page_reader)])
-EXAMPLES = ("how do I read a CSV file", "run a shell command and capture its output", "柏林人口")
+# Highlight weights in three steps a reader can tell apart (the legend names them): weights
+# are relative to the passage's heaviest word, and marks start at 0.25 (heed.models.explain).
+LEVELS = ((0.75, 3), (0.5, 2), (0.0, 1))
 
 
 @dataclass
 class Piece:
-    """A run of passage text; ``weight`` is set on highlighted words."""
+    """A run of passage text; ``weight`` (and its ``level``, 1-3) is set on highlighted words."""
 
     text: str
     weight: float | None = None
 
+    @property
+    def level(self) -> int:
+        return next(level for floor, level in LEVELS if (self.weight or 0.0) >= floor)
+
 
 def pieces(text: str, spans: list[Span] | None) -> list[Piece]:
-    """The passage cut at its highlights, for the template to wrap the words in <mark>."""
+    """The passage cut at its highlights, for the template to wrap the words in <mark>.
+
+    Line breaks stay (the page shows them, so code keeps its lines); blank space at the
+    passage's ends goes.
+    """
     out, last = [], 0
     for span in sorted(spans or [], key=lambda s: s.start):
         if span.start < last:
@@ -50,7 +63,23 @@ def pieces(text: str, spans: list[Span] | None) -> list[Piece]:
         out.append(Piece(text[span.start : span.end], span.weight))
         last = span.end
     out.append(Piece(text[last:]))
+    if out[0].weight is None:
+        out[0].text = out[0].text.lstrip()
+    if out[-1].weight is None:
+        out[-1].text = out[-1].text.rstrip()
     return [p for p in out if p.text]
+
+
+def found_by(hit: Hit) -> str | None:
+    """Which retrieval found a result, in a reader's words (no score: it only ranks)."""
+    by = set(hit.retrieved_by)
+    if by == {"dense", "keyword"}:
+        return "matches your words and their meaning"
+    if by == {"keyword"}:
+        return "matches your words"
+    if by == {"dense"}:
+        return "close in meaning"
+    return None
 
 
 @router.get("/", response_class=HTMLResponse, dependencies=[PageSearchSlot])
@@ -60,6 +89,7 @@ def search_page(
     q: Annotated[str, Query()] = "",
     mode: Annotated[Mode | None, Query()] = None,
     rerank: Annotated[list[str] | None, Query()] = None,
+    like: Annotated[str, Query(description="a document id: documents like it")] = "",
 ) -> HTMLResponse:
     settings = engine.settings
     mode = mode or settings.mode
@@ -71,27 +101,40 @@ def search_page(
         "mode": mode,
         "rerank": use_rerank,
         "modes": get_args(Mode),
-        "examples": EXAMPLES,
+        "max_query_chars": settings.max_query_chars,
+        "examples": [],
         "results": None,
+        "like": None,
         "error": None,
     }
     status = 200
-    if q.strip():
-        started = time.perf_counter()
-        try:
-            if len(q) > MAX_QUERY_CHARS:
-                raise InvalidInput(
-                    f"the query is {len(q)} characters long; keep it under {MAX_QUERY_CHARS}"
-                )
+    started = time.perf_counter()
+    try:
+        if like:
+            found = similar_documents(engine.searcher().reader, like, 10)
+            context.update(_similar(found, started))
+        elif q.strip():
             searcher = engine.searcher()
             outcome = searcher.search(
                 q, 10, mode=mode, rerank=use_rerank, explain=searcher.explainer is not None
             )
             context.update(_results(outcome, started))
-        except HeedError as exc:
-            status = exc.status
-            context["error"] = str(exc)
+        else:
+            context["examples"] = _examples(engine)
+    except HeedError as exc:
+        status = exc.status
+        context["error"] = str(exc)
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
+
+
+def _examples(engine: Engine) -> list[str]:
+    configured = engine.settings.example_queries
+    if configured is not None:
+        return configured
+    try:
+        return example_queries(engine.searcher().reader)
+    except HeedError:  # no index yet: the page says so when a search runs
+        return []
 
 
 @router.get("/doc/{doc_id:path}", response_class=HTMLResponse)
@@ -118,22 +161,34 @@ def document_page(
     return templates.TemplateResponse(request, "document.html", context)
 
 
-def _results(outcome: Outcome, started: float) -> dict[str, Any]:
-    took = round((time.perf_counter() - started) * 1000)
+def _result(h: Hit) -> dict[str, Any]:
     return {
-        "results": [
-            {
-                "doc_id": h.passage.doc_id,
-                "title": h.passage.title or h.passage.doc_id,
-                "start": h.passage.start,
-                "end": h.passage.end,
-                "score": h.score,
-                "pieces": pieces(h.passage.text, h.highlights),
-            }
-            for h in outcome.hits
-        ],
-        "took_ms": took,
+        "doc_id": h.passage.doc_id,
+        "title": h.passage.title or h.passage.doc_id,
+        "start": h.passage.start,
+        "end": h.passage.end,
+        "found_by": found_by(h),
+        "pieces": pieces(h.passage.text, h.highlights),
+    }
+
+
+def _results(outcome: Outcome, started: float) -> dict[str, Any]:
+    return {
+        "results": [_result(h) for h in outcome.hits],
+        "took_ms": round((time.perf_counter() - started) * 1000),
         "timings": {k: round(v) for k, v in outcome.timings_ms.items()},
         "explain_method": outcome.explain_method,
         "reranked": outcome.reranked,
+        "query_truncated": outcome.query_truncated,
+        "keyword_terms": unquoted(outcome.keyword_terms),
+    }
+
+
+def _similar(found: Similar, started: float) -> dict[str, Any]:
+    return {
+        "like": {"doc_id": found.doc_id, "title": found.title or found.doc_id},
+        "results": [{**_result(h), "found_by": None} for h in found.hits],
+        "took_ms": round((time.perf_counter() - started) * 1000),
+        "timings": {k: round(v) for k, v in found.timings_ms.items()},
+        "explain_method": None,
     }

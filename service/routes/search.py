@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from heed.settings import Mode
-from search.hits import Outcome
+from search.hits import Hit, Outcome
+from search.long_queries import unquoted
 from service.auth import require_reader
 from service.deps import SearcherDep
 from service.errors import invalid_field
 from service.limits import model_slot
 from service.schemas import (
-    MAX_QUERY_CHARS,
+    QUERY_DESCRIPTION,
     Highlight,
     SearchRequest,
     SearchResponse,
@@ -57,7 +58,7 @@ def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> Sear
 def search_get(
     searcher: SearcherDep,
     request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
+    q: Annotated[str, Query(min_length=1, description=QUERY_DESCRIPTION)],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Mode | None = None,
     rerank: bool | None = None,
@@ -68,27 +69,28 @@ def search_get(
     return search(body, searcher, request)
 
 
+def to_result(h: Hit, explain_method: str | None = None) -> SearchResult:
+    return SearchResult(
+        doc_id=h.passage.doc_id,
+        passage_id=h.passage.passage_id,
+        title=h.passage.title,
+        text=h.passage.text,
+        start=h.passage.start,
+        end=h.passage.end,
+        score=h.score,
+        dense_score=h.dense_score,
+        keyword_score=h.keyword_score,
+        rerank_score=h.rerank_score,
+        metadata=h.passage.metadata,
+        highlights=None
+        if h.highlights is None
+        else [Highlight(start=s.start, end=s.end, weight=s.weight) for s in h.highlights],
+        explain_method=explain_method if h.highlights is not None else None,
+    )
+
+
 def to_response(outcome: Outcome, started: float, generation: int) -> SearchResponse:
-    results = [
-        SearchResult(
-            doc_id=h.passage.doc_id,
-            passage_id=h.passage.passage_id,
-            title=h.passage.title,
-            text=h.passage.text,
-            start=h.passage.start,
-            end=h.passage.end,
-            score=h.score,
-            dense_score=h.dense_score,
-            keyword_score=h.keyword_score,
-            rerank_score=h.rerank_score,
-            metadata=h.passage.metadata,
-            highlights=None
-            if h.highlights is None
-            else [Highlight(start=s.start, end=s.end, weight=s.weight) for s in h.highlights],
-            explain_method=outcome.explain_method if h.highlights is not None else None,
-        )
-        for h in outcome.hits
-    ]
+    results = [to_result(h, outcome.explain_method) for h in outcome.hits]
     return SearchResponse(
         results=results,
         took_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -96,4 +98,6 @@ def to_response(outcome: Outcome, started: float, generation: int) -> SearchResp
         reranked=outcome.reranked,
         timings_ms=outcome.timings_ms,
         generation=generation,
+        query_truncated=outcome.query_truncated,
+        keyword_terms=unquoted(outcome.keyword_terms),
     )

@@ -95,6 +95,8 @@ def run_index(
         docs = read_documents(paths, fields or Fields(), on_error if skip_errors else None)
         stats = build_index(docs, settings, prune=prune, rebuild=rebuild, on_progress=on_progress)
         bar.update(docs_task, completed=stats.documents, total=stats.documents)
+    if stats.embed_reason:  # this run created the index: say which bi-encoder, and why
+        err.print(f"bi-encoder [bold]{stats.embed_model}[/]: {stats.embed_reason}")
     if skipped:
         err.print(f"[yellow]{len(skipped)} record(s) skipped[/]")
     return stats
@@ -182,20 +184,24 @@ def search(
 
     from heed.encoders import load_bi_encoder, load_reranker
     from heed.explain import explainer_for
+    from heed.scripts import model_for_index, read_defaults
     from heed.store import open_reader
     from service.search import Searcher
 
     settings = settings_with(index_dir=index_dir, mode=mode)
     reader = open_reader(settings.index_dir)
-    wants_rerank = settings.rerank if rerank is None else rerank
+    defaults = read_defaults(reader.manifest.scripts, settings)
+    wants_rerank = defaults.rerank if rerank is None else rerank
     reranker = (
         load_reranker(settings.rerank_model, settings.model_runtime())
-        if settings.rerank_model and (wants_rerank or explain)
+        if settings.rerank_model and (wants_rerank or (explain and not defaults.term_highlights))
         else None
     )
     searcher = Searcher(
         reader,
-        load_bi_encoder(settings.embed_model, settings.model_runtime()),
+        load_bi_encoder(
+            model_for_index(settings, reader.manifest.embed_model), settings.model_runtime()
+        ),
         reranker,
         settings,
         explainer_for(reranker, settings.explain_method),
@@ -282,10 +288,18 @@ def check(
     repair: Annotated[bool, typer.Option(help="fix differences in a new generation")] = False,
 ) -> None:
     """Compare SQLite passages with FAISS ids and the manifest; exit 1 on any difference."""
+    from heed.scripts import describe
     from heed.store import open_reader
 
     settings = settings_with(index_dir=index_dir)
-    report = open_reader(settings.index_dir).consistency()
+    reader = open_reader(settings.index_dir)
+    report = reader.consistency()
+    manifest = reader.manifest
+    out.print(
+        f"bi-encoder {manifest.embed_model}"
+        + (f": {manifest.embed_reason}" if manifest.embed_reason else "")
+        + (f"; sampled scripts: {describe(manifest.scripts)}" if manifest.scripts else "")
+    )
     out.print(
         f"generation {report.generation} ({report.index}): {report.passages} passages, "
         f"{report.vectors} vectors; "
@@ -324,19 +338,24 @@ def eval_(
     candidates: Annotated[int | None, typer.Option(help="re-rank depth")] = None,
     rerank_weight: Annotated[float | None, typer.Option(help="re-rank share of the score")] = None,
     fusion: Annotated[str | None, typer.Option(help="rrf or weighted")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="only the first N judged queries (file order)")
+    ] = None,
+    skip: Annotated[int, typer.Option(min=0, help="skip the first N judged queries")] = 0,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection."""
     import json
     import tempfile
 
     from heed.encoders import load_bi_encoder, load_reranker
+    from heed.scripts import model_for_index
     from heed.store import open_reader
     from indexer.sources import Fields
     from service.evaluation import evaluate, load_collection, parse_modes, report
     from service.search import Searcher
 
     names = parse_modes(modes)
-    collection = load_collection(collection_dir, split)
+    collection = load_collection(collection_dir, split).subset(skip, limit)
     with tempfile.TemporaryDirectory(prefix="heed-eval-") as tmp:
         settings = settings_with(
             index_dir=index_dir or Path(tmp) / "index",
@@ -352,9 +371,12 @@ def eval_(
             if needs_rerank and settings.rerank_model
             else None
         )
+        reader = open_reader(settings.index_dir)
         searcher = Searcher(
-            open_reader(settings.index_dir),
-            load_bi_encoder(settings.embed_model, settings.model_runtime()),
+            reader,
+            load_bi_encoder(
+                model_for_index(settings, reader.manifest.embed_model), settings.model_runtime()
+            ),
             reranker,
             settings,
         )

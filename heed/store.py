@@ -113,6 +113,10 @@ class Manifest(BaseModel):
     index_type: ann.Kind = "flat"  # the defaults read indexes written before IVF existed
     index_params: dict[str, int] = {}
     trained_on: int = 0  # vectors the IVF lists were trained on; retrained at RETRAIN_GROWTH x
+    # The corpus sampled at creation: share of words per script, and why this bi-encoder
+    # (heed/scripts.py). Read-path defaults follow them; an older index reads as English.
+    scripts: dict[str, float] = {}
+    embed_reason: str = ""
 
 
 @dataclass
@@ -260,6 +264,8 @@ class Writer:
         rebuild: bool = False,
         keep: int = 2,
         ann_config: ann.AnnConfig | None = None,
+        scripts: dict[str, float] | None = None,
+        embed_reason: str = "",
     ):
         self.index_dir = index_dir
         self.keep = keep
@@ -289,8 +295,13 @@ class Writer:
             "dimension": dimension,
             "chunk_tokens": chunk_tokens,
             "chunk_overlap": chunk_overlap,
+            "scripts": scripts or {},
+            "embed_reason": embed_reason,
         }
         if base_manifest and not rebuild:
+            # An update keeps what the index was created with.
+            self.meta["scripts"] = base_manifest.scripts
+            self.meta["embed_reason"] = base_manifest.embed_reason
             base = generation_dir(index_dir, live)  # type: ignore[arg-type]
             with sqlite3.connect(base / DB) as src, sqlite3.connect(self.folder / DB) as dst:
                 src.backup(dst)

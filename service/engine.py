@@ -15,6 +15,7 @@ from typing import TypeVar
 from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
 from heed.explain import Explainer, explainer_for
+from heed.scripts import model_for_index
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
 from indexer.jobs import JobRunner, JobState
@@ -36,7 +37,8 @@ class Engine:
         self.jobs = JobRunner(settings)
 
     def _encoder_for(self, reader: Reader) -> BiEncoder:
-        """The configured bi-encoder, or the one a reindex job of this process switched to.
+        """The index's own bi-encoder unless the user named one; or the one a reindex job of
+        this process switched to.
 
         The job embeds with a private instance, so the first search on a re-modelled
         generation loads the model here (a few seconds, under the lock); it waits, it never
@@ -44,9 +46,12 @@ class Engine:
         """
         built_with = reader.manifest.embed_model
         assert self.encoder is not None
-        if built_with != self.encoder.name and any(
-            j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
-            for j in self.jobs.list()
+        if built_with != self.encoder.name and (
+            model_for_index(self.settings, built_with) == built_with
+            or any(
+                j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
+                for j in self.jobs.list()
+            )
         ):
             self.encoder = load_bi_encoder(built_with, self.settings.model_runtime())
         return self.encoder
@@ -54,7 +59,9 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        self.encoder = load_bi_encoder(self.settings.embed_model, self.settings.model_runtime())
+        manifest = live_manifest(self.settings.index_dir)
+        name = model_for_index(self.settings, manifest.embed_model if manifest else None)
+        self.encoder = load_bi_encoder(name, self.settings.model_runtime())
         self.encoder.encode_queries(["warm up"])
         if self.settings.rerank_model:
             self.reranker = load_reranker(self.settings.rerank_model, self.settings.model_runtime())

@@ -19,8 +19,11 @@ from heed.encoders import BiEncoder, Reranker
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
 from heed.explain import Explainer, Span
 from heed.records import embed_text
+from heed.scripts import read_defaults
 from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader
+from heed.term_highlights import METHOD as TERMS
+from heed.term_highlights import term_spans
 
 MAX_DEPTH = 1000
 
@@ -67,6 +70,12 @@ class Searcher:
         self.reranker = reranker
         self.settings = settings
         self.explainer = explainer
+        # Per index: a corpus the English models cannot read gets the measured defaults.
+        self.defaults = read_defaults(reader.manifest.scripts, settings)
+
+    @property
+    def can_explain(self) -> bool:
+        return self.explainer is not None or self.defaults.term_highlights
 
     @property
     def generation(self) -> int:
@@ -93,14 +102,14 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InvalidInput("query is empty")
-        if explain and self.explainer is None:
+        if explain and not self.can_explain:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
                 "folder (the default is models/heed-reranker-minilm)"
             )
         s = self.settings
         mode = mode or s.mode
-        rerank = s.rerank if rerank is None else rerank
+        rerank = self.defaults.rerank if rerank is None else rerank
         if rerank and self.reranker is None:
             rerank = False
         candidates = candidates or s.candidates
@@ -160,7 +169,7 @@ class Searcher:
         elif fusion == "rrf":
             scored = rrf([dense, keyword], self.settings.rrf_k)
         else:
-            scored = weighted_fusion(dense, keyword, self.settings.dense_weight)
+            scored = weighted_fusion(dense, keyword, self.defaults.dense_weight)
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)
         return [
@@ -184,6 +193,10 @@ class Searcher:
         return head + tail
 
     def _explain(self, query: str, hits: Sequence[Hit]) -> str:
+        if self.defaults.term_highlights:  # attention from an English model says nothing here
+            for h in hits:
+                h.highlights = term_spans(query, h.passage.text)
+            return TERMS
         assert self.explainer is not None
         passages = [(h.passage.title, h.passage.text) for h in hits]
         for h, spans in zip(hits, self.explainer.explain(query, passages), strict=True):

@@ -63,12 +63,12 @@ def search_page(
     settings = engine.settings
     mode = mode or settings.mode
     # The form always sends rerank=off and, ticked, rerank=on after it; no value at all (a bare
-    # shared URL) means the service's default.
-    use_rerank = settings.rerank if not rerank else rerank[-1] == "on"
+    # shared URL) means the index's default.
+    use_rerank = None if not rerank else rerank[-1] == "on"
     context: dict[str, Any] = {
         "q": q,
         "mode": mode,
-        "rerank": use_rerank,
+        "rerank": settings.rerank if use_rerank is None else use_rerank,
         "modes": get_args(Mode),
         "examples": EXAMPLES,
         "results": None,
@@ -84,9 +84,11 @@ def search_page(
                 )
             searcher = engine.searcher()
             outcome = searcher.search(
-                q, 10, mode=mode, rerank=use_rerank, explain=searcher.explainer is not None
+                q, 10, mode=mode, rerank=use_rerank, explain=searcher.can_explain
             )
             context.update(_results(outcome, started))
+            if use_rerank is None:
+                context["rerank"] = searcher.defaults.rerank
         except HeedError as exc:
             status = exc.status
             context["error"] = str(exc)

@@ -68,7 +68,7 @@ def search_page(
     context: dict[str, Any] = {
         "q": q,
         "mode": mode,
-        "rerank": settings.rerank if use_rerank is None else use_rerank,
+        "rerank": _default_rerank(engine) if use_rerank is None else use_rerank,
         "modes": get_args(Mode),
         "examples": EXAMPLES,
         "results": None,
@@ -93,6 +93,14 @@ def search_page(
             status = exc.status
             context["error"] = str(exc)
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
+
+
+def _default_rerank(engine: EngineDep) -> bool:
+    """The live index's default (off for text the English re-ranker cannot read)."""
+    try:
+        return engine.searcher().defaults.rerank
+    except HeedError:  # no index yet: the page shows the error when a query comes
+        return engine.settings.rerank
 
 
 @router.get("/doc/{doc_id:path}", response_class=HTMLResponse)

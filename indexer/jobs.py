@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.encoders import new_bi_encoder
 from heed.errors import InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.models.encoders import new_bi_encoder
 from heed.scripts import choose_embed_model, explicit, peek
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index, sample_texts

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from heed.encoders import load_bi_encoder, load_reranker
 from heed.errors import ModelMismatch
-from heed.explain import explainer_for
+from heed.models.encoders import load_bi_encoder, load_reranker
+from heed.models.explain import explainer_for
 from heed.scripts import (
     AUTO_SHARE,
     MULTILINGUAL,
@@ -30,9 +30,9 @@ from heed.store import live_manifest, open_reader
 from heed.term_highlights import term_spans
 from indexer.build import build_index
 from indexer.sources import read_documents
+from search.evaluation import load_collection
+from search.searcher import Searcher
 from service.app import create_app
-from service.evaluation import load_collection
-from service.search import Searcher
 
 from .conftest import FIXTURES, MINI, make_settings
 

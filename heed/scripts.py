@@ -22,8 +22,8 @@ from heed.keywords import CJK_RANGES
 
 MULTILINGUAL = "use-multilingual"
 # Share of sampled words in non-Latin scripts from which the multilingual encoder is chosen.
-# Measured on Cranfield mixed with growing parts of cmrc2018 (python -m bench.mixed_scripts):
-# see README, "Other languages".
+# Provisional: python -m bench.mixed_scripts (Cranfield with growing parts of cmrc2018) is the
+# measurement meant to set it; README, "Other languages".
 AUTO_SHARE = 0.2
 SAMPLE_DOCUMENTS = 500  # the first documents of a source are the sample
 SAMPLE_CHARS = 300_000

@@ -42,7 +42,9 @@ def run_index(
                 bar.start_task(emb_task)
                 bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
 
-        docs = read_documents(paths, fields or Fields(), on_error if skip_errors else None)
+        docs = read_documents(
+            paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
+        )
         stats = build_index(docs, settings, prune=prune, rebuild=rebuild, on_progress=on_progress)
         bar.update(docs_task, completed=stats.documents, total=stats.documents)
     if stats.embed_reason:  # this run created the index: say which bi-encoder, and why

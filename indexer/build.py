@@ -90,7 +90,12 @@ def open_writer(
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
-        ann_config=AnnConfig(settings.index_type, settings.ann_threshold, settings.ivf_nprobe),
+        ann_config=AnnConfig(
+            settings.vector_backend,
+            settings.index_type,
+            settings.ann_threshold,
+            settings.ivf_nprobe,
+        ),
         scripts=choice.scripts if choice else None,
         embed_reason=choice.reason if choice else "",
     )

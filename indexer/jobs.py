@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.errors import InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.errors import JobCancelled, JobConflict, JobNotFound, SourceError
 from heed.models.encoders import new_bi_encoder
 from heed.scripts import choose_embed_model, explicit, peek
 from heed.settings import Settings
@@ -108,7 +108,7 @@ def run_reindex(
             on_update(job)
 
     try:
-        docs = read_documents([Path(job.source)])
+        docs = read_documents([Path(job.source)], limits=settings.document_limits())
         target = settings
         if job.embed_model == AUTO:  # build_index records the same choice and its reason
             sample, docs = peek(docs)
@@ -140,9 +140,8 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
 
     def start_reindex(self, source: Path | None = None, embed_model: str | None = None) -> Job:
-        source = source or self.settings.corpus
-        if not source.exists():
-            raise InvalidInput(f"source {source} does not exist on the server")
+        """Starts a job; ``source`` must lie under the source roots (default: the corpus)."""
+        source = self.settings.corpus if source is None else self.allowed_source(source)
         with self._lock:
             running = next((j for j in self._jobs.values() if j.active), None)
             if running:
@@ -157,6 +156,21 @@ class JobRunner:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return job
+
+    def allowed_source(self, source: Path) -> Path:
+        """``source`` with symlinks resolved, if it exists under a source root.
+
+        A missing path and a path outside the roots get the same answer, so a caller cannot
+        probe which files the server has.
+        """
+        resolved = source.resolve()
+        roots = self.settings.allowed_source_roots()
+        if resolved.exists() and any(resolved.is_relative_to(root) for root in roots):
+            return resolved
+        raise SourceError(
+            f"source {source} does not exist under the source roots this server may read "
+            "(HEED_SOURCE_ROOTS)"
+        )
 
     def get(self, job_id: str) -> Job:
         try:

@@ -18,7 +18,7 @@ from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
 from heed.models.encoders import BiEncoder, Reranker
 from heed.models.explain import Explainer
 from heed.scripts import model_for_index, read_defaults
-from heed.settings import Fusion, Mode, Settings
+from heed.settings import Fusion, Mode, Settings, default
 from heed.store import Reader
 from heed.term_highlights import METHOD as TERMS
 from heed.term_highlights import term_spans
@@ -87,7 +87,7 @@ class Searcher:
         if explain and not self.can_explain:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
-                "folder (the default is models/heed-reranker-minilm)"
+                f"folder (the default is {default('rerank_model')})"
             )
         s = self.settings
         mode = mode or s.mode

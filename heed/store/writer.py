@@ -116,8 +116,8 @@ class Writer:
         chunk_overlap: int,
         *,
         ann_config: AnnConfig,
+        keep: int,
         rebuild: bool = False,
-        keep: int = 2,
         scripts: dict[str, float] | None = None,
         embed_reason: str = "",
     ):
@@ -144,6 +144,7 @@ class Writer:
         self.generation = (max(generations(index_dir), default=0)) + 1
         self.folder = generation_dir(index_dir, self.generation)
         self.folder.mkdir(parents=True)
+        self.dimension = dimension
         self.meta = {
             "embed_model": embed_model,
             "dimension": dimension,
@@ -220,28 +221,26 @@ class Writer:
             "SELECT id FROM documents WHERE doc_id = ?", [doc.doc_id]
         ).fetchone()
         if existing:
-            self.db["documents"].update(existing[0], row)
+            self.db.table("documents").update(existing[0], row)
             doc_row = existing[0]
         else:
-            doc_row = self.db["documents"].insert(row).last_pk
+            doc_row = self._insert("documents", row)
         pending: list[tuple[int, str]] = []
-        reused_ids, reused_vecs = [], []
+        reused_ids: list[int] = []
+        reused_vecs: list[NDArray[np.float32]] = []
         for p in passages:
             text = embed_text(doc.title, p.text)
             h = text_hash(text)
-            pid = (
-                self.db["passages"]
-                .insert(
-                    {
-                        "doc": doc_row,
-                        "ord": p.ord,
-                        "start": p.start,
-                        "end": p.end,
-                        "text": p.text,
-                        "hash": h,
-                    }
-                )
-                .last_pk
+            pid = self._insert(
+                "passages",
+                {
+                    "doc": doc_row,
+                    "ord": p.ord,
+                    "start": p.start,
+                    "end": p.end,
+                    "text": p.text,
+                    "hash": h,
+                },
             )
             self.db.execute(
                 "INSERT INTO passages_fts(rowid, title, body) VALUES (?, ?, ?)",
@@ -255,6 +254,12 @@ class Writer:
         if reused_ids:
             self.add_vectors(reused_ids, np.stack(reused_vecs))
         return pending
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert a row; its new rowid."""
+        rowid = self.db.table(table).insert(row).last_pk
+        assert rowid is not None
+        return int(rowid)
 
     def delete(self, doc_id: str) -> None:
         """Remove a document, its passages and their vectors."""
@@ -312,7 +317,7 @@ class Writer:
     def commit(self, rerank_model: str | None = None) -> Manifest:
         """Write vectors and manifest, make them durable, then switch ``CURRENT`` to them."""
         docs, passages = self.count()
-        self.index = self.index.fit(passages, SqliteVectors(self.db, self.meta["dimension"]))
+        self.index = self.index.fit(passages, SqliteVectors(self.db, self.dimension))
         if self.index.count != passages:
             raise IndexFormatError(
                 f"refusing to publish: {passages} passages but {self.index.count} vectors"

@@ -21,13 +21,14 @@ from heed.errors import HeedError, InvalidInput
 from heed.models.explain import Span
 from heed.settings import Mode
 from search.hits import Outcome
-from service.auth import require_reader
+from service.auth import require_page_reader
 from service.deps import EngineDep
+from service.limits import PageSearchSlot
 from service.schemas import MAX_QUERY_CHARS
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_page_reader)])
 EXAMPLES = ("how do I read a CSV file", "run a shell command and capture its output", "柏林人口")
 
 
@@ -52,7 +53,7 @@ def pieces(text: str, spans: list[Span] | None) -> list[Piece]:
     return [p for p in out if p.text]
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[PageSearchSlot])
 def search_page(
     request: Request,
     engine: EngineDep,
@@ -116,7 +117,7 @@ def document_page(
     try:
         doc = engine.searcher().reader.document(doc_id)
     except HeedError as exc:
-        context = {"doc": None, "error": str(exc), "q": q}
+        context: dict[str, Any] = {"doc": None, "error": str(exc), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

@@ -60,6 +60,8 @@ def run_index(
             rebuild=rebuild,
             on_progress=ProgressLog("indexing", settings.progress_every_s),
         )
+    if stats.embed_reason:  # this run created the index: say which bi-encoder, and why
+        err.print(f"bi-encoder [bold]{stats.embed_model}[/]: {stats.embed_reason}")
     if skipped:
         err.print(f"[yellow]{len(skipped)} record(s) skipped[/]")
     return stats
@@ -133,10 +135,18 @@ def check(
     repair: Annotated[bool, typer.Option(help="fix differences in a new generation")] = False,
 ) -> None:
     """Compare SQLite passages with FAISS ids and the manifest; exit 1 on any difference."""
+    from heed.scripts import describe
     from heed.store import open_reader
 
     settings = settings_with(index_dir=index_dir)
-    report = open_reader(settings.index_dir).consistency()
+    reader = open_reader(settings.index_dir)
+    report = reader.consistency()
+    manifest = reader.manifest
+    out.print(
+        f"bi-encoder {manifest.embed_model}"
+        + (f": {manifest.embed_reason}" if manifest.embed_reason else "")
+        + (f"; sampled scripts: {describe(manifest.scripts)}" if manifest.scripts else "")
+    )
     out.print(
         f"generation {report.generation} ({report.index}): {report.passages} passages, "
         f"{report.vectors} vectors; "

@@ -48,14 +48,22 @@ def search_here(
     settings: Settings, query: str, k: int, rerank: bool | None, explain: bool
 ) -> Results:
     """Search the local index, loading only the models this search needs."""
+    from heed.scripts import read_defaults
     from heed.store import open_reader
     from search.modes import MODES
     from search.searcher import open_searcher
 
-    rerank = settings.rerank if rerank is None else rerank
     dense = MODES[settings.mode].dense
     reader = open_reader(settings.index_dir)
-    searcher = open_searcher(settings, reader, rerank=rerank, explain=explain, dense=dense)
+    defaults = read_defaults(reader.manifest.scripts, settings)  # per index: see heed/scripts.py
+    rerank = defaults.rerank if rerank is None else rerank
+    searcher = open_searcher(
+        settings,
+        reader,
+        rerank=rerank,
+        explain=explain and not defaults.term_highlights,
+        dense=dense,
+    )
     outcome = searcher.search(query, k, rerank=rerank, explain=explain)
     rows = [
         Row(

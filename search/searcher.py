@@ -16,8 +16,11 @@ from numpy.typing import NDArray
 
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
 from heed.models.encoders import BiEncoder, Reranker
+from heed.scripts import model_for_index, read_defaults
 from heed.settings import Fusion, Mode, Settings, default
 from heed.store import Reader
+from heed.term_highlights import METHOD as TERMS
+from heed.term_highlights import term_spans
 from search.collapse import best_per_document
 from search.hits import Hit, Outcome
 from search.long_queries import fit_long_query
@@ -53,6 +56,12 @@ class Searcher:
         self.reranker = reranker
         self.settings = settings
         self.explainer = explainer
+        # Per index: a corpus the English models cannot read gets the measured defaults.
+        self.defaults = read_defaults(reader.manifest.scripts, settings)
+
+    @property
+    def can_explain(self) -> bool:
+        return self.explainer is not None or self.defaults.term_highlights
 
     @property
     def generation(self) -> int:
@@ -84,14 +93,14 @@ class Searcher:
                 f"the query is {len(query):,} characters long; the limit is "
                 f"{self.settings.max_query_chars:,} (HEED_MAX_QUERY_CHARS)"
             )
-        if explain and self.explainer is None:
+        if explain and not self.can_explain:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
                 f"folder (the default is {default('rerank_model')})"
             )
         s = self.settings
         mode = mode or s.mode
-        rerank = s.rerank if rerank is None else rerank
+        rerank = self.defaults.rerank if rerank is None else rerank
         if rerank and self.reranker is None:
             rerank = False
         candidates = candidates or s.candidates
@@ -165,7 +174,7 @@ class Searcher:
         spec = MODES[mode]
         dense = self.reader.dense(query_vec, depth, filters) if query_vec is not None else []
         keyword = self.reader.keyword(query, depth, filters, keyword_terms) if spec.keyword else []
-        params = FusionParams(fusion, self.settings.rrf_k, self.settings.dense_weight)
+        params = FusionParams(fusion, self.settings.rrf_k, self.defaults.dense_weight)
         scored = spec.rank(dense, keyword, params)
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)
@@ -185,6 +194,10 @@ class Searcher:
         ]
 
     def _explain(self, query: str, hits: Sequence[Hit]) -> str:
+        if self.defaults.term_highlights:  # attention from an English model says nothing here
+            for h in hits:
+                h.highlights = term_spans(query, h.passage.text)
+            return TERMS
         assert self.explainer is not None
         passages = [(h.passage.title, h.passage.text) for h in hits]
         for h, spans in zip(hits, self.explainer.explain(query, passages), strict=True):
@@ -213,16 +226,22 @@ class Models:
 
 
 def load_models(
-    settings: Settings, *, rerank: bool = True, explain: bool = True, dense: bool = True
+    settings: Settings,
+    *,
+    rerank: bool = True,
+    explain: bool = True,
+    dense: bool = True,
+    built_with: str | None = None,
 ) -> Models:
-    """The bi-encoder unless no ``dense`` search will be asked for, plus the re-ranker when
-    ``rerank`` or ``explain`` wants it and settings name one, plus an explainer when ``explain``
-    and the re-ranker is heed's own. Nothing more: a one-query process (``heed search``) pays
-    for each model it loads, and ``heed.models.explain`` imports torch."""
+    """The bi-encoder (the one the index was ``built_with``, unless settings name one) unless
+    no ``dense`` search will be asked for, plus the re-ranker when ``rerank`` or ``explain``
+    wants it and settings name one, plus an explainer when ``explain`` and the re-ranker is
+    heed's own. Nothing more: a one-query process (``heed search``) pays for each model it
+    loads, and ``heed.models.explain`` imports torch."""
     from heed.models.encoders import load_bi_encoder, load_reranker
 
     runtime = settings.model_runtime()
-    encoder = load_bi_encoder(settings.embed_model, runtime) if dense else None
+    encoder = load_bi_encoder(model_for_index(settings, built_with), runtime) if dense else None
     reranker = None
     if settings.rerank_model and (rerank or explain):
         reranker = load_reranker(settings.rerank_model, runtime)
@@ -246,5 +265,11 @@ def open_searcher(
     """The one way to assemble a :class:`Searcher`: over ``reader``, with ``models`` or with
     those :func:`load_models` loads for ``settings`` (``rerank`` / ``explain`` / ``dense`` as
     there)."""
-    models = models or load_models(settings, rerank=rerank, explain=explain, dense=dense)
+    models = models or load_models(
+        settings,
+        rerank=rerank,
+        explain=explain,
+        dense=dense,
+        built_with=reader.manifest.embed_model,
+    )
     return Searcher(reader, models.encoder, models.reranker, settings, models.explainer)

@@ -17,6 +17,7 @@ from heed.errors import IndexNotFound
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
+from heed.scripts import model_for_index
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
 from indexer.build import BuildStats, build_index, delete_documents
@@ -39,7 +40,8 @@ class Engine:
         self.jobs = JobRunner(settings)
 
     def _encoder_for(self, reader: Reader) -> BiEncoder:
-        """The configured bi-encoder, or the one a reindex job of this process switched to.
+        """The index's own bi-encoder unless the user named one; or the one a reindex job of
+        this process switched to.
 
         The job embeds with a private instance, so the first search on a re-modelled
         generation loads the model here (a few seconds, under the lock); it waits, it never
@@ -47,9 +49,12 @@ class Engine:
         """
         built_with = reader.manifest.embed_model
         assert self.encoder is not None
-        if built_with != self.encoder.name and any(
-            j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
-            for j in self.jobs.list()
+        if built_with != self.encoder.name and (
+            model_for_index(self.settings, built_with) == built_with
+            or any(
+                j.embed_model == built_with and j.state in (JobState.running, JobState.succeeded)
+                for j in self.jobs.list()
+            )
         ):
             self.encoder = load_bi_encoder(built_with, self.settings.model_runtime())
         return self.encoder
@@ -57,7 +62,8 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        models = load_models(self.settings)
+        manifest = live_manifest(self.settings.index_dir)
+        models = load_models(self.settings, built_with=manifest.embed_model if manifest else None)
         assert models.encoder is not None  # dense searches are served: it is always loaded
         models.encoder.encode_queries(["warm up"])
         if models.reranker is not None:

@@ -108,7 +108,11 @@ class SearchResult(BaseModel):
     highlights: list[Highlight] | None = Field(
         None, description="with explain: words of `text` that drove the cross-encoder's score"
     )
-    explain_method: str | None = Field(None, description="with explain: attention or gradient")
+    explain_method: str | None = Field(
+        None,
+        description="with explain: attention or gradient (from the cross-encoder), or terms "
+        "(query-term matches, for an index in scripts the English models cannot read)",
+    )
 
 
 class SearchResponse(BaseModel):

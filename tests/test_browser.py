@@ -265,3 +265,34 @@ def test_redoc_renders_offline_too(page, server):
     page.goto(server.url + "/redoc")
     page.get_by_text("Passages most relevant to a plain-language query").first.wait_for()
     assert refused == []
+
+
+@pytest.fixture(scope="module")
+def chinese_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """Tang poems indexed with no model named: heed picks the multilingual bi-encoder."""
+    settings = make_settings(tmp_path_factory.mktemp("page-zh") / "idx")
+    build_index(read_documents([FIXTURES / "zh-poems"]), settings)
+    with LiveServer(create_app(settings)) as live:
+        yield live
+
+
+def test_a_chinese_index_answers_a_chinese_query_with_term_highlights(browser, chinese_server):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(chinese_server.url + "/")
+    # the English re-ranker cannot read Chinese: off by default on this index
+    assert not page.locator("input[name=rerank][type=checkbox]").is_checked()
+    search(page, chinese_server, "夜来风雨声")
+    assert "rerank" not in page.locator(".timings").inner_text()
+    first = page.locator("ol.results > li").first
+    assert first.locator("h2").inner_text().strip() == "春晓"
+    assert first.locator("mark").all_inner_texts() == ["夜来风雨声"]
+    assert "highlights: terms" in page.locator(".summary").inner_text()
+    font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "WenQuanYi Zen Hei" in font and "Noto Sans CJK SC" in font
+    # a line of unspaced Chinese wraps inside the narrow screen instead of overflowing it
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    line = float(page.evaluate("parseFloat(getComputedStyle(document.body).lineHeight)"))
+    assert first.locator("p.passage").bounding_box()["height"] > 1.5 * line  # it wrapped
+    shot(page, "search-chinese-use.png")
+    context.close()

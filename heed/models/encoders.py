@@ -280,11 +280,28 @@ class Reranker:
             return np.asarray(self._st.predict(pairs, batch_size=batch_size), dtype=np.float32)
 
 
+def new_bi_encoder(name: str, runtime: ModelRuntime = DEFAULT_RUNTIME) -> BiEncoder:
+    """A private instance; ``use-multilingual`` is USE multilingual (numpy, heed/use_encoder.py)."""
+    from heed.use_encoder import UseEncoder, is_use
+
+    if is_use(name):
+        return UseEncoder(runtime)  # type: ignore[return-value]  # the same interface
+    return BiEncoder(name, runtime)
+
+
 @lru_cache(maxsize=4)
 def load_bi_encoder(name: str, runtime: ModelRuntime = DEFAULT_RUNTIME) -> BiEncoder:
     """One instance per model name, runtime and process."""
     log.info("loading bi-encoder %s (%s)", name, runtime.variant)
-    return BiEncoder(name, runtime)
+    return new_bi_encoder(name, runtime)
+
+
+def load_tokenizer(name: str) -> Any:
+    """The fast tokenizer of a model folder or package (offline)."""
+    _offline()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name))
 
 
 @lru_cache(maxsize=4)

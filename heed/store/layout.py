@@ -53,6 +53,10 @@ class Manifest(BaseModel):
     index_type: str = "flat"  # the backend's kind (faiss: flat or ivf)
     index_params: dict[str, int] = {}
     trained_on: int = 0  # vectors the IVF lists were trained on; retrained at RETRAIN_GROWTH x
+    # The corpus sampled at creation: share of words per script, and why this bi-encoder
+    # (heed/scripts.py). Read-path defaults follow them; an older index reads as English.
+    scripts: dict[str, float] = {}
+    embed_reason: str = ""
 
 
 def current_generation(index_dir: Path) -> int | None:

@@ -121,6 +121,8 @@ class Writer:
         ann_config: AnnConfig,
         keep: int,
         rebuild: bool = False,
+        scripts: dict[str, float] | None = None,
+        embed_reason: str = "",
     ):
         self.index_dir = index_dir
         self.keep = keep
@@ -147,8 +149,13 @@ class Writer:
             "dimension": dimension,
             "chunk_tokens": chunk_tokens,
             "chunk_overlap": chunk_overlap,
+            "scripts": scripts or {},
+            "embed_reason": embed_reason,
         }
         if base_manifest and not rebuild:
+            # An update keeps what the index was created with.
+            self.meta["scripts"] = base_manifest.scripts
+            self.meta["embed_reason"] = base_manifest.embed_reason
             base = generation_dir(index_dir, live)  # type: ignore[arg-type]
             with sqlite3.connect(base / DB) as src, sqlite3.connect(self.folder / DB) as dst:
                 src.backup(dst)

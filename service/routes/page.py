@@ -94,12 +94,12 @@ def search_page(
     settings = engine.settings
     mode = mode or settings.mode
     # The form always sends rerank=off and, ticked, rerank=on after it; no value at all (a bare
-    # shared URL) means the service's default.
-    use_rerank = settings.rerank if not rerank else rerank[-1] == "on"
+    # shared URL) means the index's default.
+    use_rerank = None if not rerank else rerank[-1] == "on"
     context: dict[str, Any] = {
         "q": q,
         "mode": mode,
-        "rerank": use_rerank,
+        "rerank": _default_rerank(engine) if use_rerank is None else use_rerank,
         "modes": get_args(Mode),
         "max_query_chars": settings.max_query_chars,
         "examples": [],
@@ -116,9 +116,11 @@ def search_page(
         elif q.strip():
             searcher = engine.searcher()
             outcome = searcher.search(
-                q, 10, mode=mode, rerank=use_rerank, explain=searcher.explainer is not None
+                q, 10, mode=mode, rerank=use_rerank, explain=searcher.can_explain
             )
             context.update(_results(outcome, started))
+            if use_rerank is None:
+                context["rerank"] = searcher.defaults.rerank
         else:
             context["examples"] = _examples(engine)
     except HeedError as exc:
@@ -135,6 +137,14 @@ def _examples(engine: Engine) -> list[str]:
         return example_queries(engine.searcher().reader)
     except HeedError:  # no index yet: the page says so when a search runs
         return []
+
+
+def _default_rerank(engine: Engine) -> bool:
+    """The live index's default (off for text the English re-ranker cannot read)."""
+    try:
+        return engine.searcher().defaults.rerank
+    except HeedError:  # no index yet: the page shows the error when a query comes
+        return engine.settings.rerank
 
 
 @router.get("/doc/{doc_id:path}", response_class=HTMLResponse)

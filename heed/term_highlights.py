@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 
+from heed.highlights import MAX_WORDS, Span, is_stop
 from heed.keywords import CJK_RANGES
-from heed.models.explain import MAX_WORDS, Span, is_stop
 
 METHOD = "terms"
 MAX_SPANS = MAX_WORDS * 2  # runs are short: a few more of them still leave the passage readable

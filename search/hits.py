@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from heed.highlights import Span
 from heed.settings import Mode
 from heed.store import PassageHit
-
-if TYPE_CHECKING:  # heed.models.explain imports torch, which a search without explain never needs
-    from heed.models.explain import Span
 
 
 @dataclass

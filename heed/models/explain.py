@@ -23,13 +23,13 @@ import bisect
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast, get_args
 
 import numpy as np
 import torch
 
-from heed.keywords import CJK_RANGES, is_stopword
+from heed.highlights import MAX_WORDS, Span, is_stop
+from heed.keywords import CJK_RANGES
 from heed.models.encoders import Reranker
 from heed.models.gated_cross_encoder import GatedCrossEncoder
 from heed.records import embed_text
@@ -39,19 +39,8 @@ from heed.settings import default
 METHODS: tuple[Method, ...] = get_args(Method)
 ATTENTION_LAYERS = 3  # the last layers: where query and passage have been read together
 MIN_WEIGHT = 0.25  # lighter words are not worth a reader's glance
-MAX_WORDS = 8  # highlights compete for attention: a page of marks would show nothing
-CJK_STOP = frozenset("的了是和在与及或也而之其")  # function characters, the CJK stop-words
 
 _WORD = re.compile(rf"[{CJK_RANGES}]|[^\W_]+(?:['\u2019][^\W_]+)*", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class Span:
-    """A highlighted word: ``text[start:end]``, weight 1 for the word that mattered most."""
-
-    start: int
-    end: int
-    weight: float
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -93,11 +82,6 @@ def words_from_tokens(
     if max_words is not None:
         keep = np.sort(keep[np.argsort(-totals[keep], kind="stable")][:max_words])
     return [Span(*words[i], round(float(totals[i] / top), 3)) for i in keep]
-
-
-def is_stop(word: str) -> bool:
-    """Never highlighted: a stop-word, or a CJK function character."""
-    return word in CJK_STOP or is_stopword(word)
 
 
 class Explainer:

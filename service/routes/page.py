@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from heed.errors import HeedError
-from heed.models.explain import Span
+from heed.highlights import Span
 from heed.settings import Mode
 from search.hits import Hit, Outcome
 from search.long_queries import unquoted

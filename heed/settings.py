@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         "(256). 128 chosen on SQuAD dev: same nDCG@10, 2.6x faster",
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    max_shrink: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="a reindex or prune that would drop more than this share of the live "
+        "documents refuses unless forced (allow_shrink / --force)",
+    )
     index_type: Literal["auto", "flat", "ivf"] = Field(
         "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"
     )

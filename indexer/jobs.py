@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from heed.encoders import BiEncoder
-from heed.errors import InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.errors import HeedError, InvalidInput, JobCancelled, JobConflict, JobNotFound
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index
 from indexer.sources import read_documents
@@ -53,6 +53,7 @@ class Job:
     passages_per_s: float | None = None
     eta_s: float | None = None
     generation: int | None = None
+    allow_shrink: bool = False  # may drop most of the live documents (build_index's guard)
     cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -60,12 +61,18 @@ class Job:
         return self.state in (JobState.queued, JobState.running)
 
 
-def new_job(settings: Settings, source: Path | None = None, embed_model: str | None = None) -> Job:
+def new_job(
+    settings: Settings,
+    source: Path | None = None,
+    embed_model: str | None = None,
+    allow_shrink: bool = False,
+) -> Job:
     """A queued reindex job; defaults: the configured corpus and bi-encoder."""
     return Job(
         id=uuid.uuid4().hex[:12],
         source=str(source or settings.corpus),
         embed_model=embed_model or settings.embed_model,
+        allow_shrink=allow_shrink,
     )
 
 
@@ -110,10 +117,19 @@ def run_reindex(
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
         encoder = BiEncoder(job.embed_model, settings.model_runtime())
         docs = read_documents([Path(job.source)])
-        stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
+        stats = build_index(
+            docs,
+            target,
+            rebuild=True,
+            allow_shrink=job.allow_shrink,
+            on_progress=on_progress,
+            encoder=encoder,
+        )
         job.generation, job.state = stats.generation, JobState.succeeded
     except JobCancelled:
         job.state = JobState.cancelled
+    except HeedError as exc:  # a known refusal (shrink, disk full...): its message says it all
+        job.state, job.error = JobState.failed, str(exc)
     except Exception as exc:  # a job reports every failure instead of dying silently
         log.exception("reindex job %s failed", job.id)
         job.state, job.error = JobState.failed, str(exc) or type(exc).__name__
@@ -131,7 +147,12 @@ class JobRunner:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def start_reindex(self, source: Path | None = None, embed_model: str | None = None) -> Job:
+    def start_reindex(
+        self,
+        source: Path | None = None,
+        embed_model: str | None = None,
+        allow_shrink: bool = False,
+    ) -> Job:
         source = source or self.settings.corpus
         if not source.exists():
             raise InvalidInput(f"source {source} does not exist on the server")
@@ -139,7 +160,7 @@ class JobRunner:
             running = next((j for j in self._jobs.values() if j.active), None)
             if running:
                 raise JobConflict(f"reindex job {running.id} is {running.state}; one at a time")
-            job = new_job(self.settings, source, embed_model)
+            job = new_job(self.settings, source, embed_model, allow_shrink)
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP_JOBS:
                 self._jobs.popitem(last=False)

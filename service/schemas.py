@@ -147,6 +147,9 @@ class WriteResponse(BaseModel):
 class ReindexRequest(BaseModel):
     source: str | None = Field(None, description="file or folder on the server (default: corpus)")
     embed_model: str | None = Field(None, description="bi-encoder for the new index")
+    allow_shrink: bool = Field(
+        False, description="replace the index even if that drops most live documents"
+    )
 
 
 class JobCreated(BaseModel):

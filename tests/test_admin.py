@@ -53,7 +53,9 @@ def test_reindex_swaps_while_searches_keep_succeeding(server, writable_settings)
     for t in threads:
         t.start()
     r = httpx.post(
-        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(FIXTURES / "formats"), "allow_shrink": True},  # 7 documents replace 26
     )
     assert r.status_code == 202
     job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
@@ -95,7 +97,7 @@ def test_reindex_with_another_model_name_switches_queries_to_it(server, writable
     r = httpx.post(
         f"{server.url}/admin/reindex",
         headers=ADMIN,
-        json={"source": str(FIXTURES / "formats"), "embed_model": other},
+        json={"source": str(FIXTURES / "formats"), "embed_model": other, "allow_shrink": True},
     )
     job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
     assert job["state"] == "succeeded", job
@@ -134,9 +136,34 @@ def test_every_admin_and_write_route_refuses_without_the_key(server, method, pat
 
 def test_metrics_show_job_progress(server):
     r = httpx.post(
-        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(FIXTURES / "formats"), "allow_shrink": True},
     )
     job = wait_for(server, r.json()["job_id"], {"succeeded"})
     text = httpx.get(f"{server.url}/metrics").text
     assert f'heed_job_passages{{kind="done"}} {float(job["passages_done"])}' in text
     assert "heed_job_running 0.0" in text
+
+
+def test_cancel_takes_effect_within_about_one_embedding_batch(server, writable_settings):
+    big = str(ROOT / "data" / "python-docs.jsonl")
+    r = httpx.post(
+        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": big, "allow_shrink": True}
+    )
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 300
+    while not (job := httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json())[
+        "passages_per_s"
+    ]:
+        assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.05)
+    asked = time.monotonic()
+    httpx.delete(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN)
+    job = wait_for(server, job_id, {"cancelled", "succeeded", "failed"}, timeout=300)
+    took = time.monotonic() - asked
+    batch_s = writable_settings.batch_size / job["passages_per_s"]
+    whole_s = job["passages_total"] / job["passages_per_s"]
+    assert job["state"] == "cancelled"
+    assert took < 3 * batch_s + 1.0, (took, batch_s, whole_s)
+    assert took < whole_s / 10, (took, whole_s)

@@ -1,15 +1,18 @@
 """What a running service holds: models loaded once, and a searcher that follows the live index.
 
-Each request asks for the searcher; when ``CURRENT`` names a new generation (an indexer or a
+Each request leases the searcher; when ``CURRENT`` names a new generation (an indexer or a
 reindex job published one), the next request opens it, so requests switch between generations,
-never during one. Requests already running keep their old snapshot until they finish.
+never during one. Requests already running keep their old snapshot until they finish; the last
+of them closes it (its SQLite file may already be deleted: an open one would keep its disk space).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
@@ -31,7 +34,9 @@ class Engine:
         self.reranker: Reranker | None = None
         self.explainer: Explainer | None = None
         self._searcher: Searcher | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # opening a generation
+        self._users: Counter[Searcher] = Counter()  # requests holding each searcher
+        self._users_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.jobs = JobRunner(settings)
 
@@ -79,7 +84,32 @@ class Engine:
             else (manifest.generation, manifest.documents, manifest.passages)
         )
 
+    @contextmanager
+    def lease(self) -> Iterator[Searcher]:
+        """The live searcher for one request; a retired one closes when its last lease ends."""
+        while True:
+            searcher = self.searcher()
+            with self._users_lock:
+                if not searcher.reader.closed:  # else retired and closed meanwhile: look again
+                    self._users[searcher] += 1
+                    break
+        try:
+            yield searcher
+        finally:
+            with self._users_lock:
+                self._users[searcher] -= 1
+                if not self._users[searcher]:
+                    del self._users[searcher]
+                    if searcher is not self._searcher:
+                        searcher.reader.close()
+
+    def _retire(self, old: Searcher | None) -> None:
+        with self._users_lock:
+            if old is not None and not self._users[old]:
+                old.reader.close()
+
     def searcher(self) -> Searcher:
+        """The live searcher, unleased: use :meth:`lease` where a request may overlap a switch."""
         generation = current_generation(self.settings.index_dir)
         if generation is None:
             raise IndexNotFound(
@@ -95,8 +125,10 @@ class Engine:
                     self.load_models()
                 reader = Reader(self.settings.index_dir, generation)
                 encoder = self._encoder_for(reader)
-                self._searcher = Searcher(
-                    reader, encoder, self.reranker, self.settings, self.explainer
+                old, self._searcher = (
+                    self._searcher,
+                    Searcher(reader, encoder, self.reranker, self.settings, self.explainer),
                 )
+                self._retire(old)
                 log.info("serving index generation %d", generation)
             return self._searcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,13 @@ from starlette.exceptions import HTTPException
 from heed.errors import HeedError
 
 log = logging.getLogger(__name__)
+# An absolute path of two or more parts: /srv/heed/index/generations/000042/vectors.faiss
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[^\s/'\"`:;,()\[\]{}<>]+){2,}")
+
+
+def without_paths(message: str) -> str:
+    """A message for clients: server paths cut to their last part (the log keeps them whole)."""
+    return ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], message)
 
 
 def error_response(
@@ -28,7 +36,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_heed_error(request: Request, exc: HeedError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(exc.status, exc.code, str(exc))
+        return error_response(exc.status, exc.code, without_paths(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

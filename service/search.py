@@ -8,6 +8,7 @@ already good. The weight is a setting; its default is the measured one (README, 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from heed.settings import Fusion, Mode, Settings
 from heed.store import PassageHit, Reader
 
 MAX_DEPTH = 1000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,6 +102,10 @@ class Searcher:
             )
         s = self.settings
         mode = mode or s.mode
+        if mode == "hybrid" and not self.reader.vectors_ok:
+            # Keyword results beat none; the response's mode says which answered, /readyz fails.
+            log.warning("generation %d: vectors unavailable, hybrid -> keyword", self.generation)
+            mode = "keyword"
         rerank = s.rerank if rerank is None else rerank
         if rerank and self.reranker is None:
             rerank = False

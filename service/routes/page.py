@@ -22,6 +22,7 @@ from heed.explain import Span
 from heed.settings import Mode
 from service.auth import require_reader
 from service.deps import EngineDep
+from service.errors import without_paths
 from service.schemas import MAX_QUERY_CHARS
 from service.search import Outcome
 
@@ -82,14 +83,14 @@ def search_page(
                 raise InvalidInput(
                     f"the query is {len(q)} characters long; keep it under {MAX_QUERY_CHARS}"
                 )
-            searcher = engine.searcher()
-            outcome = searcher.search(
-                q, 10, mode=mode, rerank=use_rerank, explain=searcher.explainer is not None
-            )
-            context.update(_results(outcome, started))
+            with engine.lease() as searcher:
+                outcome = searcher.search(
+                    q, 10, mode=mode, rerank=use_rerank, explain=searcher.explainer is not None
+                )
+                context.update(_results(outcome, started))
         except HeedError as exc:
             status = exc.status
-            context["error"] = str(exc)
+            context["error"] = without_paths(str(exc))
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
 
 
@@ -104,9 +105,10 @@ def document_page(
 ) -> HTMLResponse:
     """A whole document; the passage a result came from (``start``-``end``) is marked."""
     try:
-        doc = engine.searcher().reader.document(doc_id)
+        with engine.lease() as searcher:
+            doc = searcher.reader.document(doc_id)
     except HeedError as exc:
-        context = {"doc": None, "error": str(exc), "q": q}
+        context = {"doc": None, "error": without_paths(str(exc)), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

@@ -201,7 +201,7 @@ def _load_vectors(folder: Path, manifest: Manifest) -> tuple[Any, str | None]:
 def _wrong_vectors(db: sqlite_utils.Database, index: Any, ids: Sequence[int]) -> list[int]:
     """Passages among ``ids`` whose ANN vector is not their exact vector (IVF: not its code)."""
     ivf = faiss.try_extract_index_ivf(index)
-    if ivf is not None:
+    if ivf is not None and ids:
         try:  # reconstruct by id needs an id -> code map; ids are rowids, so a hash table
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
         except RuntimeError:

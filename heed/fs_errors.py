@@ -35,16 +35,18 @@ def storage_error(exc: BaseException, index_dir: Path) -> StorageError | None:
         return disk_full(index_dir)
     if isinstance(exc, OSError) and exc.errno in READ_ONLY_ERRNOS:
         return read_only(index_dir)
-    if not isinstance(exc, sqlite3.Error | RuntimeError):  # RuntimeError: FAISS's file writer
+    if isinstance(exc, sqlite3.Error):
+        text = f"{getattr(exc, 'sqlite_errorname', '')} {exc}"
+        unexplained = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "disk I/O error", "unable to open")
+    elif isinstance(exc, RuntimeError):  # FAISS's file writer puts strerror in its message
+        text, unexplained = str(exc), ("for writing",)
+    else:
         return None
-    text = f"{getattr(exc, 'sqlite_errorname', '')} {exc}"
     if "SQLITE_FULL" in text or any(w in text for w in FULL_WORDS):
         return disk_full(index_dir)
     if "SQLITE_READONLY" in text or any(w in text for w in READ_ONLY_WORDS):
         return read_only(index_dir)
-    if any(w in text for w in ("SQLITE_IOERR", "SQLITE_CANTOPEN", "disk I/O error", "write")):
-        return _diagnose(index_dir)
-    return None
+    return _diagnose(index_dir) if any(w in text for w in unexplained) else None
 
 
 def disk_full(index_dir: Path) -> DiskFull:

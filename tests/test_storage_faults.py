@@ -5,9 +5,11 @@ privilege, RLIMIT_FSIZE on a child process (its writes past the limit fail with 
 """
 
 import contextlib
+import errno
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,8 +19,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from heed.fs_errors import storage_error
 from heed.store import GENERATIONS, current_generation
 from service.app import create_app
+from service.errors import without_paths
 
 from .conftest import FIXTURES, LiveServer
 
@@ -144,3 +148,28 @@ def test_cli_reports_a_full_disk_in_one_line_and_a_rerun_succeeds(writable_setti
     done = limited_heed(resource.RLIM_INFINITY, *args)
     assert done.returncode == 0, done.stderr
     assert current_generation(index_dir) == live + 1
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "disk_full"),
+        (OSError(errno.EFBIG, "File too large"), "disk_full"),
+        (OSError(errno.EROFS, "Read-only file system"), "read_only"),
+        (sqlite3.OperationalError("database or disk is full"), "disk_full"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read_only"),
+        (RuntimeError("write error in x: 0 != 4 (No space left on device)"), "disk_full"),
+        (RuntimeError("some other faiss failure"), None),
+        (ValueError("not a storage error"), None),
+    ],
+)
+def test_storage_errors_are_named_and_nothing_else_is(error, code, tmp_path):
+    mapped = storage_error(error, tmp_path)
+    assert (mapped.code if mapped else None) == code
+
+
+def test_client_messages_lose_server_paths_but_keep_urls_and_words():
+    message = "/srv/heed/idx: disk full; see https://example.org/a/b and and/or /search"
+    assert (
+        without_paths(message) == "…/idx: disk full; see https://example.org/a/b and and/or /search"
+    )

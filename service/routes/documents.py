@@ -21,7 +21,7 @@ from service.schemas import (
 )
 
 router = APIRouter(tags=["documents"])
-ERRORS = error_responses(401, 403, 404, 422, 503)
+ERRORS = error_responses(401, 403, 404, 409, 422, 503, 507)
 
 
 @router.get(

@@ -6,12 +6,14 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY heed heed
 COPY indexer indexer
+COPY search search
 COPY service service
+COPY cli cli
 COPY models models
 COPY data data
 RUN pip install .
 # Export (and quantise) both models to ONNX once, at build time, into the image's model cache.
 ENV HEED_MODEL_CACHE=/app/var/models
-RUN python -c "from heed.settings import Settings; from heed.encoders import load_bi_encoder as b, load_reranker as r; s = Settings(); rt = s.model_runtime(); b(s.embed_model, rt); r(s.rerank_model, rt)"
+RUN python -c "from heed.settings import Settings; from heed.models.encoders import load_bi_encoder as b, load_reranker as r; s = Settings(); rt = s.model_runtime(); b(s.embed_model, rt); r(s.rerank_model, rt)"
 EXPOSE 8000
 CMD ["heed", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def load_pairs(collection: Path, count: int) -> list[tuple[str, str, str]]:
     """(query, title, text) for the first ``count`` judged queries and their best document."""
-    from service.evaluation import load_collection
+    from search.evaluation import load_collection
 
     col = load_collection(collection)
     wanted: dict[str, list[str]] = {}
@@ -61,7 +61,7 @@ def top_spans(spans: Sequence[Any], n: int) -> list[tuple[int, int]]:
 
 def content_words(text: str) -> np.ndarray:
     """Indices of the words a highlight could pick (not stop-words): the random baseline's pool."""
-    from heed.explain import is_stop, word_spans
+    from heed.models.explain import is_stop, word_spans
 
     return np.array([i for i, (s, e) in enumerate(word_spans(text)) if not is_stop(text[s:e])])
 
@@ -77,8 +77,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from heed.encoders import load_reranker
-    from heed.explain import METHODS, Explainer, word_spans
+    from heed.models.encoders import load_reranker
+    from heed.models.explain import METHODS, Explainer, word_spans
     from heed.settings import Settings
 
     settings = Settings()

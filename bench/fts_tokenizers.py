@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heed.keywords import fts_query, keyword_form
-from service.evaluation import METRICS, load_collection
+from search.evaluation import METRICS, load_collection
 
 TOKENIZERS = {
     "unicode61": "unicode61 remove_diacritics 2",

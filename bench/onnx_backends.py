@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.queries import QUERIES
-from heed.encoders import BiEncoder, Reranker
-from heed.onnx_models import available_cores
+from heed.models.encoders import BiEncoder, Reranker
+from heed.models.onnx_models import available_cores
 from heed.settings import ModelRuntime, Settings
 from indexer.build import chunker_for
 from indexer.sources import read_documents

@@ -4,7 +4,8 @@ Base vectors are real 384-d passage vectors (the heed indexes in ``--sources``, 
 expanded to the size by Gaussian perturbation and renormalisation; queries are real questions
 (SQuAD dev and bench/queries.py) embedded with the packaged bi-encoder. Both are cached in
 ``var/bench/``. Recall@10 is against exact search over the same base. IVF uses heed's own builder
-(:mod:`heed.ann`); HNSW-SQ8 is measured for comparison (heed does not offer it: see heed/ann.py).
+(:mod:`heed.store.faiss_index`); HNSW-SQ8 is measured for comparison (heed does not offer it: see
+heed/store/faiss_index.py).
 
     python -m bench.scale_curve [--sizes 10000,100000,1000000] [--hnsw-max 100000]
 """
@@ -26,7 +27,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
-from heed import ann
+from heed.store import faiss_index as ann
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -59,7 +60,7 @@ def real_vectors(sources: list[Path]) -> NDArray[np.float32]:
 
 def query_vectors(limit: int) -> NDArray[np.float32]:
     from bench.queries import QUERIES
-    from heed.encoders import load_bi_encoder
+    from heed.models.encoders import load_bi_encoder
     from heed.settings import Settings
 
     squad = ROOT.parent / "main" / "var" / "squad-dev" / "queries.jsonl"

@@ -44,7 +44,7 @@ def heed_passages(index_dir: Path) -> list[str]:
 
 
 def stage_heed(index_dir: Path, corpus: Path, batch: int) -> dict:
-    from heed.encoders import load_bi_encoder
+    from heed.models.encoders import load_bi_encoder
     from heed.settings import Settings
     from indexer.build import build_index
     from indexer.sources import read_documents
@@ -74,7 +74,7 @@ class _NoModel:
 
 def stage_heed_io(index_dir: Path, corpus: Path, batch: int) -> dict:
     """heed's write path without the model: reading, chunking, SQLite, FTS5, FAISS, hashes."""
-    from heed.encoders import load_bi_encoder
+    from heed.models.encoders import load_bi_encoder
     from heed.settings import Settings
     from indexer.build import build_index
     from indexer.sources import read_documents

@@ -20,13 +20,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from heed.encoders import load_bi_encoder, load_reranker
+from heed.models.encoders import load_bi_encoder, load_reranker
 from heed.settings import Settings
 from heed.store import open_reader
 from indexer.build import build_index
 from indexer.sources import Fields, read_documents
-from service.evaluation import Collection, evaluate, load_collection
-from service.search import Searcher
+from search.evaluation import Collection, evaluate, load_collection
+from search.searcher import Models, Searcher, open_searcher
 
 DEPTHS = (20, 30, 50)
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
@@ -93,7 +93,8 @@ def main() -> None:
     started = time.monotonic()
     reranker = CachedReranker(load_reranker(settings.rerank_model, settings.model_runtime()))
     encoder = CachedEncoder(load_bi_encoder(settings.embed_model, settings.model_runtime()))
-    searcher = Searcher(open_reader(args.index), encoder, reranker, settings)  # type: ignore[arg-type]
+    models = Models(encoder, reranker)  # type: ignore[arg-type]
+    searcher = open_searcher(settings, open_reader(args.index), models)
     rows = sweep(collection, searcher, args.modes.split(","))
     table = Table(title=f"{collection.name}: re-rank sweep ({len(collection.queries)} queries)")
     for col in ("mode", "fusion", "depth", "weight", "nDCG@10", "R@100", "MRR@10"):

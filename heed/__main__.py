@@ -1,5 +1,5 @@
-"""`python -m heed` is the `heed` command."""
+"""`python -m heed` runs the `heed` command (an entry point; nothing imports it)."""
 
-from heed.cli import main
+from cli import main
 
 main()

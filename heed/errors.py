@@ -1,7 +1,7 @@
 """heed's exceptions: one tree, each class carrying its stable code and HTTP status.
 
 ``str(exc)`` is shown to the user verbatim (CLI and HTTP), so messages say what, where and what
-to do. Two places render them: ``service/errors.py`` and ``heed.cli:main``.
+to do. Two places render them: ``service/errors.py`` and ``cli:main``.
 """
 
 

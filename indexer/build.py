@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from heed.ann import AnnConfig
-from heed.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.errors import InvalidInput, ShrinkRefused, SourceError
+from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.settings import Settings
-from heed.store import Writer, open_reader
+from heed.store import AnnConfig, Writer, open_reader
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)

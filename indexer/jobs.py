@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.encoders import BiEncoder
 from heed.errors import HeedError, InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.models.encoders import BiEncoder
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index
 from indexer.sources import read_documents

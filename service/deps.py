@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from search.searcher import Searcher
 from service.engine import Engine
-from service.search import Searcher
 
 
 def get_engine(request: Request) -> Engine:

@@ -1,4 +1,5 @@
-"""What a running service holds: models loaded once, and a searcher that follows the live index.
+"""What a running service holds: models loaded once, a searcher that follows the live index, and
+the one door to the write path (document writes and reindex jobs).
 
 Each request leases the searcher; when ``CURRENT`` names a new generation (an indexer or a
 reindex job published one), the next request opens it, so requests switch between generations,
@@ -11,17 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.encoders import BiEncoder, Reranker, load_bi_encoder, load_reranker, set_threads
 from heed.errors import IndexNotFound
-from heed.explain import Explainer, explainer_for
+from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
+from heed.models.explain import Explainer
+from heed.records import Document
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
+from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
-from service.search import Searcher
+from search.searcher import Models, Searcher, load_models, open_searcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,21 +62,29 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        self.encoder = load_bi_encoder(self.settings.embed_model, self.settings.model_runtime())
-        self.encoder.encode_queries(["warm up"])
-        if self.settings.rerank_model:
-            self.reranker = load_reranker(self.settings.rerank_model, self.settings.model_runtime())
-            self.reranker.score("warm up", ["warm up"])
-            self.explainer = explainer_for(self.reranker, self.settings.explain_method)
+        models = load_models(self.settings)
+        models.encoder.encode_queries(["warm up"])
+        if models.reranker is not None:
+            models.reranker.score("warm up", ["warm up"])
+        self.encoder, self.reranker = models.encoder, models.reranker
+        self.explainer = models.explainer
 
     @property
     def ready(self) -> bool:
         return self.encoder is not None and current_generation(self.settings.index_dir) is not None
 
-    def write(self, change: Callable[[], T]) -> T:
+    def _write(self, change: Callable[[], T]) -> T:
         """Run an index change; writes from this process queue here instead of failing busy."""
         with self._write_lock:
             return change()
+
+    def upsert(self, documents: Sequence[Document]) -> BuildStats:
+        """Insert or replace documents as one new generation, embedded with the loaded model."""
+        return self._write(lambda: build_index(documents, self.settings, encoder=self.encoder))
+
+    def delete(self, doc_ids: Sequence[str]) -> BuildStats:
+        """Remove documents (passages, vectors, keyword rows) as one new generation."""
+        return self._write(lambda: delete_documents(doc_ids, self.settings, encoder=self.encoder))
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""
@@ -125,10 +136,8 @@ class Engine:
                     self.load_models()
                 reader = Reader(self.settings.index_dir, generation)
                 encoder = self._encoder_for(reader)
-                old, self._searcher = (
-                    self._searcher,
-                    Searcher(reader, encoder, self.reranker, self.settings, self.explainer),
-                )
+                models = Models(encoder, self.reranker, self.explainer)
+                old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)
                 self._retire(old)
                 log.info("serving index generation %d", generation)
             return self._searcher

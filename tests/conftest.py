@@ -16,9 +16,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as heed.cli:main does
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as cli:main does
 
-from heed.encoders import BiEncoder, load_bi_encoder
+from heed.models.encoders import BiEncoder, load_bi_encoder
 from heed.settings import Settings
 from indexer.build import build_index
 from indexer.sources import read_documents

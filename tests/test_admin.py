@@ -7,7 +7,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from heed.encoders import resolve_model
+from heed.models.encoders import resolve_model
 from heed.store import current_generation
 from service.app import create_app
 

@@ -7,8 +7,8 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from heed import ann
 from heed.store import current_generation, generation_dir, open_reader
+from heed.store import faiss_index as ann
 from indexer.build import build_index, delete_documents
 from indexer.sources import read_documents
 

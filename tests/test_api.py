@@ -4,7 +4,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from heed.encoders import resolve_model
+from heed.models.encoders import resolve_model
 from heed.store import current_generation
 from service.app import create_app
 
@@ -42,9 +42,9 @@ def test_known_weakness_keyword_outlier_wins_weighted_fusion(client):
 
 
 def test_the_same_query_is_right_with_rrf_fusion(settings):
-    from heed.encoders import load_bi_encoder, load_reranker
+    from heed.models.encoders import load_bi_encoder, load_reranker
     from heed.store import open_reader
-    from service.search import Searcher
+    from search.searcher import Searcher
 
     searcher = Searcher(
         open_reader(settings.index_dir),

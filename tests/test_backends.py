@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heed.encoders import DEFAULT_RUNTIME, BiEncoder, Reranker, load_bi_encoder, load_reranker
 from heed.errors import ModelExportError
-from heed.onnx_models import cached_model, open_session
+from heed.models.encoders import (
+    DEFAULT_RUNTIME,
+    BiEncoder,
+    Reranker,
+    load_bi_encoder,
+    load_reranker,
+)
+from heed.models.onnx_models import cached_model, open_session
 from heed.settings import ModelRuntime, Settings
 
 SETTINGS = Settings()
@@ -75,7 +81,7 @@ def test_onnx_reranker_scores_match_torch():
 
 
 def test_onnx_reranker_keeps_a_torch_model_for_explanations():
-    from heed.reranker import GatedCrossEncoder
+    from heed.models.gated_cross_encoder import GatedCrossEncoder
 
     reranker = Reranker(SETTINGS.rerank_model, dataclasses.replace(ONNX, rerank_max_tokens=64))
     assert reranker._heed is None  # loaded only when asked for
@@ -162,7 +168,7 @@ def test_an_unloadable_model_file_is_a_clear_error(tmp_path, model):
 
 
 def test_int8_is_made_from_the_fp32_export_and_needs_it_only_once(tmp_path, model, monkeypatch):
-    import heed.onnx_models as onnx_models
+    import heed.models.onnx_models as onnx_models
 
     monkeypatch.setattr(onnx_models, "_quantize_int8", lambda fp32, out: out.write_bytes(b"q8"))
     runtime = dataclasses.replace(runtime_in(tmp_path), quantize="int8")

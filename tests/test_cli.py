@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from heed.cli import app
+from cli import app
 
 from .conftest import FIXTURES
 

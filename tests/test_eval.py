@@ -6,9 +6,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from heed.cli import app
+from cli import app
 from heed.errors import InvalidInput
-from service.evaluation import load_collection, parse_modes
+from search.evaluation import load_collection
+from search.modes import parse_modes
 
 from .conftest import FIXTURES
 

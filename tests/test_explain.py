@@ -3,8 +3,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from heed.encoders import load_reranker
-from heed.explain import METHODS, Explainer, Span, word_spans, words_from_tokens
+from heed.models.encoders import load_reranker
+from heed.models.explain import METHODS, Explainer, Span, word_spans, words_from_tokens
 from heed.settings import Settings
 from service.app import create_app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from heed.cli import app
+from cli import app
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 COMMANDS = set(get_command(app).commands)  # type: ignore[attr-defined]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from heed.cli import app
-from heed.encoders import load_reranker, resolve_model
-from heed.reranker import GatedCrossEncoder
+from cli import app
+from heed.models.encoders import load_reranker, resolve_model
+from heed.models.gated_cross_encoder import GatedCrossEncoder
 from heed.settings import Settings
 
 # Same format as shared/train/squad-v1.1, built from tests/fixtures/mini.jsonl with hand-written

@@ -8,7 +8,8 @@ from heed.keywords import fts_query, keyword_form
 from heed.store import open_reader
 from indexer.build import build_index
 from indexer.sources import read_documents
-from service.search import Searcher, rrf, weighted_fusion
+from search.fusion import rrf, weighted_fusion
+from search.searcher import Searcher
 
 from .conftest import FIXTURES, make_settings
 

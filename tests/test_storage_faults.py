@@ -19,8 +19,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from heed.fs_errors import storage_error
-from heed.store import GENERATIONS, current_generation
+from heed.store import current_generation
+from heed.store.fs_errors import storage_error
+from heed.store.layout import GENERATIONS
 from service.app import create_app
 from service.errors import without_paths
 

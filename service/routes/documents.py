@@ -1,7 +1,8 @@
 """Documents by their own ids: read (search access) and write (admin key).
 
-A write builds and publishes a new index generation through the indexer, so a search sees a
-document either wholly old or wholly new; unchanged content (same hash) is not re-embedded.
+A write builds and publishes a new index generation through the engine (which runs the indexer's
+write path), so a search sees a document either wholly old or wholly new; unchanged content (same
+hash) is not re-embedded.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from heed.records import Document
-from indexer.build import BuildStats, build_index, delete_documents
 from service.auth import AdminDep, require_reader
 from service.deps import EngineDep, SearcherDep
 from service.schemas import (
@@ -44,9 +44,7 @@ def upsert_documents(body: DocumentsUpsert, engine: EngineDep, _: AdminDep) -> W
         )
         for i, d in enumerate(body.documents)
     ]
-    return _written(
-        engine.write(lambda: build_index(docs, engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.upsert(docs))
 
 
 @router.put("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
@@ -55,18 +53,14 @@ def put_document(doc_id: str, body: DocumentBody, engine: EngineDep, _: AdminDep
     doc = Document(
         doc_id=doc_id, title=body.title, text=body.text, metadata=body.metadata, source="request"
     )
-    return _written(
-        engine.write(lambda: build_index([doc], engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.upsert([doc]))
 
 
 @router.delete("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
 def delete_document(doc_id: str, engine: EngineDep, _: AdminDep) -> WriteResponse:
     """Remove a document; it can no longer be found, by keyword or by vector."""
-    return _written(
-        engine.write(lambda: delete_documents([doc_id], engine.settings, encoder=engine.encoder))
-    )
+    return _written(engine.delete([doc_id]))
 
 
-def _written(stats: BuildStats) -> WriteResponse:
+def _written(stats: object) -> WriteResponse:  # indexer.build.BuildStats
     return WriteResponse.model_validate(stats, from_attributes=True)

@@ -18,13 +18,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from heed.errors import HeedError, InvalidInput
-from heed.explain import Span
+from heed.models.explain import Span
 from heed.settings import Mode
+from search.hits import Outcome
 from service.auth import require_reader
 from service.deps import EngineDep
 from service.errors import without_paths
 from service.schemas import MAX_QUERY_CHARS
-from service.search import Outcome
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from heed.settings import Mode
+from search.hits import Outcome
 from service.auth import require_reader
 from service.deps import SearcherDep
 from service.schemas import (
@@ -18,7 +19,6 @@ from service.schemas import (
     SearchResult,
     error_responses,
 )
-from service.search import Outcome
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(401, 403, 422, 503)

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.batching import length_sorted_batches
 from heed.errors import ModelNotFound
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ProgressFn = Callable[[int, int], None]
 DEFAULT_RUNTIME = ModelRuntime()
 
@@ -66,7 +66,7 @@ def _offline() -> None:
 def set_threads(threads: int | None) -> None:
     """Torch intra-op threads; None keeps torch's default (all cores).
 
-    ONNX Runtime sessions take theirs from the runtime (see ``heed.onnx_models.open_session``).
+    ONNX Runtime sessions take theirs from the runtime (``heed.models.onnx_models.open_session``).
     """
     if threads:
         import torch
@@ -91,7 +91,7 @@ class BiEncoder:
         self._onnx: Any = None
         try:
             if runtime.backend == "onnx":
-                from heed.onnx_models import OnnxSentenceEncoder
+                from heed.models.onnx_models import OnnxSentenceEncoder
 
                 self._onnx = OnnxSentenceEncoder(location, runtime)
                 self.dim = self._onnx.dim
@@ -166,7 +166,7 @@ class Reranker:
 
     def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
         _offline()
-        from heed.reranker import is_gated_cross_encoder
+        from heed.models.gated_cross_encoder import is_gated_cross_encoder
 
         self.name = name
         self.runtime = runtime
@@ -181,7 +181,7 @@ class Reranker:
 
                 self._st = CrossEncoder(self._location, device="cpu")
             elif runtime.backend == "onnx":
-                from heed.onnx_models import OnnxGatedCrossEncoder
+                from heed.models.onnx_models import OnnxGatedCrossEncoder
 
                 self._onnx = OnnxGatedCrossEncoder(
                     self._location, runtime, max_length=runtime.rerank_max_tokens
@@ -199,7 +199,7 @@ class Reranker:
         if self._st is not None:
             return self._st
         if self._heed is None:
-            from heed.reranker import GatedCrossEncoder
+            from heed.models.gated_cross_encoder import GatedCrossEncoder
 
             model = GatedCrossEncoder.load(Path(self._location))
             if self.runtime.rerank_max_tokens:

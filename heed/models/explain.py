@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from heed.encoders import Reranker
 from heed.keywords import CJK_RANGES, is_stopword
+from heed.models.encoders import Reranker
+from heed.models.gated_cross_encoder import GatedCrossEncoder
 from heed.records import embed_text
-from heed.reranker import GatedCrossEncoder
 from heed.settings import ExplainMethod as Method
 
 METHODS: tuple[Method, ...] = ("attention", "gradient")

@@ -24,7 +24,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from heed.batching import length_sorted_batches
+from heed.models.batching import length_sorted_batches
 
 HEAD_FILE = "heed_reranker.json"
 QUERY_MAX_TOKENS = 64

@@ -1,0 +1,22 @@
+"""The `heed` command, the composition root: it imports every package and nothing imports it.
+
+Commands live by topic (``indexing``, ``serving``, ``searching``, ``training``) and are registered
+here, in the order `heed --help` lists them.
+"""
+
+from cli.app import app, main
+from cli.indexing import check, index, reindex
+from cli.searching import eval_, search
+from cli.serving import jobs, serve
+from cli.training import train_reranker
+
+app.command()(index)
+app.command()(serve)
+app.command()(search)
+app.command()(reindex)
+app.command()(jobs)
+app.command()(check)
+app.command("eval")(eval_)
+app.command("train-reranker")(train_reranker)
+
+__all__ = ["app", "main"]

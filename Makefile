@@ -21,7 +21,7 @@ test: $(STAMP)  ## the whole suite (pytest's "no tests collected", exit 5, fails
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.index_and_query

@@ -6,9 +6,9 @@ reads the environment itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -24,31 +24,8 @@ ExplainMethod = Literal["attention", "gradient"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8", "rerank"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
-
-
-@dataclass(frozen=True)
-class ModelRuntime:
-    """How models run (not which): the part of a loaded model's cache key that settings set."""
-
-    backend: Backend = "onnx"
-    quantize: Quantize = "rerank"
-    optimization: GraphOptimization = "all"
-    cache_dir: Path = Path("var/models")
-    threads: int | None = None
-    rerank_max_tokens: int | None = 128
-
-    def quantized(self, kind: str) -> bool:
-        """Whether the model of this kind ("bi" or "rerank") runs as int8."""
-        return self.quantize == "int8" or (self.quantize == "rerank" and kind == "rerank")
-
-    @property
-    def variant(self) -> str:
-        """A short label for logs and reports: torch, onnx-fp32 or onnx-int8."""
-        if self.backend == "torch":
-            return "torch"
-        return {"none": "onnx-fp32", "int8": "onnx-int8", "rerank": "onnx-int8-rerank"}[
-            self.quantize
-        ]
+VectorBackend = Literal["faiss"]  # heed.store.vectors: one module per backend
+IndexType = Literal["auto", "flat", "ivf"]  # auto: flat up to ann_threshold passages, then ivf
 
 
 class Settings(BaseSettings):
@@ -117,7 +94,10 @@ class Settings(BaseSettings):
         description="a reindex or prune that would drop more than this share of the live "
         "documents refuses unless forced (allow_shrink / --force)",
     )
-    index_type: Literal["auto", "flat", "ivf"] = Field(
+    vector_backend: VectorBackend = Field(
+        "faiss", description="vector index of new indexes; an index keeps the one that built it"
+    )
+    index_type: IndexType = Field(
         "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"
     )
     ann_threshold: int = Field(
@@ -163,3 +143,36 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def default(name: str) -> Any:
+    """The default of a Settings field: the one place a default is written."""
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    """How models run (not which): the part of a loaded model's cache key that settings set.
+
+    Its defaults are the Settings defaults (a test or bench may set one field and keep the rest).
+    """
+
+    backend: Backend = field(default_factory=lambda: default("backend"))
+    quantize: Quantize = field(default_factory=lambda: default("quantize"))
+    optimization: GraphOptimization = field(default_factory=lambda: default("onnx_optimization"))
+    cache_dir: Path = field(default_factory=lambda: default("model_cache"))
+    threads: int | None = field(default_factory=lambda: default("threads"))
+    rerank_max_tokens: int | None = field(default_factory=lambda: default("rerank_max_tokens"))
+
+    def quantized(self, kind: str) -> bool:
+        """Whether the model of this kind ("bi" or "rerank") runs as int8."""
+        return self.quantize == "int8" or (self.quantize == "rerank" and kind == "rerank")
+
+    @property
+    def variant(self) -> str:
+        """A short label for logs and reports: torch, onnx-fp32 or onnx-int8."""
+        if self.backend == "torch":
+            return "torch"
+        return {"none": "onnx-fp32", "int8": "onnx-int8", "rerank": "onnx-int8-rerank"}[
+            self.quantize
+        ]

@@ -70,7 +70,12 @@ def open_writer(settings: Settings, encoder: BiEncoder, rebuild: bool = False) -
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
-        ann_config=AnnConfig(settings.index_type, settings.ann_threshold, settings.ivf_nprobe),
+        ann_config=AnnConfig(
+            settings.vector_backend,
+            settings.index_type,
+            settings.ann_threshold,
+            settings.ivf_nprobe,
+        ),
     )
 
 

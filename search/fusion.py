@@ -1,15 +1,16 @@
-"""Fusing a dense and a keyword ranking into one list of (passage id, score), best first."""
+"""Fusing a dense and a keyword ranking into one list of (passage id, score), best first.
+
+Plain Python (no numpy): the mode table imports this, and `heed --help` reads the table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 Scored = list[tuple[int, float]]
 
 
-def rrf(rankings: Sequence[Sequence[tuple[int, float]]], k: int = 60) -> Scored:
+def rrf(rankings: Sequence[Sequence[tuple[int, float]]], k: int) -> Scored:
     """Reciprocal rank fusion: sum of 1 / (k + rank) over the lists that contain an item."""
     fused: dict[int, float] = {}
     for ranking in rankings:
@@ -33,6 +34,6 @@ def weighted_fusion(
 def _minmax(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
     if not scored:
         return {}
-    values = np.array([s for _, s in scored])
-    lo, span = values.min(), values.max() - values.min()
-    return {pid: float((s - lo) / span) if span > 0 else 1.0 for pid, s in scored}
+    values = [s for _, s in scored]
+    lo, span = min(values), max(values) - min(values)
+    return {pid: (s - lo) / span if span > 0 else 1.0 for pid, s in scored}

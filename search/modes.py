@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast, get_args
+from typing import get_args
 
 from heed.errors import InvalidInput
 from heed.settings import Fusion, Mode
@@ -86,8 +86,8 @@ def parse_modes(text: str | None) -> list[str]:
     resolved = []
     for name in names:
         base, plus, _ = name.partition(RERANKED)
-        if base in MODES and (not plus or MODES[cast(Mode, base)].eval_rerank):
-            name = eval_name(cast(Mode, base), bool(plus))  # e.g. "keyword" for "bm25"
+        if base in MODES and (not plus or MODES[base].eval_rerank):
+            name = eval_name(base, bool(plus))  # e.g. "keyword" for "bm25"
         if name not in EVAL_MODES:
             raise InvalidInput(f"unknown mode {name!r}; choose from {', '.join(EVAL_MODES)}")
         resolved.append(name)

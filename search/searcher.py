@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from heed.errors import ExplainUnavailable, InvalidInput, ModelMismatch
 from heed.models.encoders import BiEncoder, Reranker
 from heed.models.explain import Explainer
-from heed.settings import Fusion, Mode, Settings
+from heed.settings import Fusion, Mode, Settings, default
 from heed.store import Reader
 from search.collapse import best_per_document
 from search.hits import Hit, Outcome
@@ -80,7 +80,7 @@ class Searcher:
         if explain and self.explainer is None:
             raise ExplainUnavailable(
                 "explain needs heed's cross-encoder; set HEED_RERANK_MODEL to a heed re-ranker "
-                "folder (the default is models/heed-reranker-minilm)"
+                f"folder (the default is {default('rerank_model')})"
             )
         s = self.settings
         mode = mode or s.mode

@@ -51,6 +51,12 @@ def test_unknown_mode_is_refused():
         parse_modes("bm25,bm42")
 
 
+def test_eval_modes_come_from_the_mode_table_and_accept_the_mode_names():
+    assert parse_modes("keyword,dense+rerank,hybrid") == ["bm25", "dense+rerank", "hybrid"]
+    with pytest.raises(InvalidInput, match="unknown mode 'keyword\\+rerank'"):
+        parse_modes("keyword+rerank")
+
+
 def test_bad_collection_files_name_file_and_line(tmp_path):
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text('{"_id": "1", "text": "x"}\n')

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,9 @@ from numpy.typing import NDArray
 from heed.errors import ModelNotFound
 from heed.models.batching import length_sorted_batches
 from heed.settings import ModelRuntime
+
+if TYPE_CHECKING:
+    from heed.models.onnx_models import OnnxGatedCrossEncoder, OnnxSentenceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,8 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble our own progress
+    # "Loading weights" bars would garble our own progress
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def set_threads(threads: int | None) -> None:
@@ -88,7 +92,7 @@ class BiEncoder:
         location = resolve_model(name)
         self._location = location
         self.model: Any = None
-        self._onnx: Any = None
+        self._onnx: OnnxSentenceEncoder | None = None
         try:
             if runtime.backend == "onnx":
                 from heed.models.onnx_models import OnnxSentenceEncoder
@@ -173,7 +177,7 @@ class Reranker:
         self._location = resolve_model(name)
         self._lock = threading.Lock()
         self._heed: Any = None
-        self._onnx: Any = None
+        self._onnx: OnnxGatedCrossEncoder | None = None
         self._st: Any = None
         try:
             if not is_gated_cross_encoder(Path(self._location)):
@@ -222,7 +226,8 @@ class Reranker:
             if self._onnx is not None:
                 return self._onnx.score(query, passages, batch_size=batch_size)
             if self._st is None:
-                return self.torch_model().score(query, passages, batch_size=batch_size)
+                scores = self.torch_model().score(query, passages, batch_size=batch_size)
+                return np.asarray(scores, dtype=np.float32)
             pairs = [(query, p) for p in passages]
             return np.asarray(self._st.predict(pairs, batch_size=batch_size), dtype=np.float32)
 

@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast, get_args
 
 import numpy as np
 import torch
@@ -33,9 +34,9 @@ from heed.models.encoders import Reranker
 from heed.models.gated_cross_encoder import GatedCrossEncoder
 from heed.records import embed_text
 from heed.settings import ExplainMethod as Method
+from heed.settings import default
 
-METHODS: tuple[Method, ...] = ("attention", "gradient")
-DEFAULT_METHOD: Method = "attention"
+METHODS: tuple[Method, ...] = get_args(Method)
 ATTENTION_LAYERS = 3  # the last layers: where query and passage have been read together
 MIN_WEIGHT = 0.25  # lighter words are not worth a reader's glance
 MAX_WORDS = 8  # highlights compete for attention: a page of marks would show nothing
@@ -102,9 +103,9 @@ def is_stop(word: str) -> bool:
 class Explainer:
     """Highlights for (query, passage) pairs from heed's gated cross-encoder (torch)."""
 
-    def __init__(self, reranker: Reranker, method: Method = DEFAULT_METHOD):
+    def __init__(self, reranker: Reranker, method: Method | None = None):
         self.reranker = reranker
-        self.method = method
+        self.method: Method = method or default("explain_method")
         self._lock = threading.Lock()  # one explanation at a time keeps the cores for searches
 
     @property
@@ -113,7 +114,7 @@ class Explainer:
         run on an ONNX export, and many processes (``heed search``, a service nobody asks
         for explanations) never need it."""
         with self._lock:
-            return self.reranker.torch_model()
+            return cast(GatedCrossEncoder, self.reranker.torch_model())
 
     def explain(
         self,
@@ -152,7 +153,8 @@ def _gradient(model: GatedCrossEncoder, batch: dict[str, torch.Tensor]) -> torch
     with torch.enable_grad():
         scores = model({**batch, "inputs_embeds": embeds})
         (grad,) = torch.autograd.grad(scores.sum(), embeds)
-    return (grad * embeds).sum(-1).clamp(min=0).detach()
+    weights: torch.Tensor = (grad * embeds).sum(-1).clamp(min=0).detach()
+    return weights
 
 
 @torch.inference_mode()

@@ -222,7 +222,9 @@ def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-def _attention_with_weights(attn: Any, hidden: torch.Tensor, mask: torch.Tensor):
+def _attention_with_weights(
+    attn: Any, hidden: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     b, s, _ = hidden.shape
     shape = (b, s, -1, attn.attention_head_size)
     q = attn.query(hidden).view(shape).transpose(1, 2)

@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -286,7 +286,8 @@ class OnnxGatedCrossEncoder:
         from heed.models.gated_cross_encoder import score_pairs
 
         def run(batch: dict[str, Any]) -> NDArray[np.float32]:
-            return self.session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+            out = self.session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+            return cast(NDArray[np.float32], out)
 
         return score_pairs(run, self.tokenizer, query, passages, self.max_length, batch_size)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ class TrainState:
     step: int = 0
     cursor: int = 0
     elapsed_s: float = 0.0
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 Group = tuple[str, list[str]]  # (query, [positive, negative, ...])
@@ -105,7 +106,8 @@ def _optimizer(model: GatedCrossEncoder, cfg: TrainConfig) -> torch.optim.Optimi
     emb = model.bert.embeddings
     for p in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
         p.weight.requires_grad_(False)
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.bert.named_parameters():
         if p.requires_grad:
             (no_decay if "LayerNorm" in name or name.endswith("bias") else decay).append(p)
@@ -182,7 +184,7 @@ def train(
         scores = model(model.encode_pairs(queries, passages)).view(len(batch), -1)
         loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(batch), dtype=torch.long))
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         for g in opt.param_groups:
             g.setdefault("initial_lr", g["lr"])

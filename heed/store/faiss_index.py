@@ -42,13 +42,12 @@ from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
 from heed.store.layout import VECTORS
-from heed.store.vectors import RETRAIN_GROWTH, AnnConfig, Kind
+from heed.store.vectors import RETRAIN_GROWTH as RETRAIN_GROWTH  # re-exported beside nlist_for
+from heed.store.vectors import AnnConfig, Kind
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
     from heed.store.vectors import ExactVectors
-
-__all__ = ["RETRAIN_GROWTH", "AnnConfig", "FaissIndex", "create", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def nlist_for(n: int) -> int:
     """
     if n < 2:
         return 1
-    wanted = 2 ** round(math.log2(2 * math.sqrt(n)))
+    wanted: int = 2 ** round(math.log2(2 * math.sqrt(n)))
     return max(1, min(wanted, n // 2))
 
 
@@ -95,7 +94,7 @@ def vector_ids(index: Any) -> NDArray[np.int64]:
         return np.zeros(0, dtype=np.int64)
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
-        return faiss.vector_to_array(index.id_map).astype(np.int64)
+        return np.asarray(faiss.vector_to_array(index.id_map), dtype=np.int64)
     lists = ivf.invlists
     parts = [
         faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
@@ -178,7 +177,7 @@ class FaissIndex:
         scores, ids = search(self.raw, query, k, self.nprobe, allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def reconstruct_batch(self, ids: Sequence[int]) -> NDArray[np.float32]:
+    def reconstruct_batch(self, ids: Sequence[int] | NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray(
             self.raw.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32
         )

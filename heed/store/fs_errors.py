@@ -35,6 +35,7 @@ def storage_error(exc: BaseException, index_dir: Path) -> StorageError | None:
         return disk_full(index_dir)
     if isinstance(exc, OSError) and exc.errno in READ_ONLY_ERRNOS:
         return read_only(index_dir)
+    unexplained: tuple[str, ...]
     if isinstance(exc, sqlite3.Error):
         text = f"{getattr(exc, 'sqlite_errorname', '')} {exc}"
         unexplained = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "disk I/O error", "unable to open")

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
+from heed.settings import IndexType, VectorBackend
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 Ids = NDArray[np.int64]
 Vectors = NDArray[np.float32]
 
-IndexType = Literal["auto", "flat", "ivf"]
 Kind = Literal["flat", "ivf"]
 RETRAIN_GROWTH = 2.0  # an IVF index is retrained once it holds this many times its training size
 MIN_IVF = 2  # fewer vectors than this are always held flat
@@ -33,14 +33,14 @@ MIN_IVF = 2  # fewer vectors than this are always held flat
 
 @dataclass(frozen=True)
 class AnnConfig:
-    """How the writer sizes the vector index: exact (flat) or approximate (ivf), and its nprobe.
-
-    Built from Settings at the edge; a backend reads the fields it supports.
+    """Which backend a new index uses and how the writer sizes it: exact (flat) or approximate
+    (ivf), and its nprobe. Built from Settings at the edge; a backend reads what it supports.
     """
 
-    index_type: IndexType = "auto"
-    threshold: int = 50_000
-    nprobe: int = 16
+    backend: VectorBackend
+    index_type: IndexType
+    threshold: int
+    nprobe: int
 
     def kind_for(self, n: int, current: Kind) -> Kind:
         """The kind ``n`` vectors should be held in; ``current`` keeps it from flapping.
@@ -106,7 +106,7 @@ class VectorIndex(Protocol):
         """Top-k (id, inner product), best first; only ``allowed`` ids when given."""
         ...
 
-    def reconstruct_batch(self, ids: Sequence[int]) -> Vectors:
+    def reconstruct_batch(self, ids: Sequence[int] | Ids) -> Vectors:
         """The vectors as the index holds them (lossy for quantised kinds)."""
         ...
 
@@ -127,9 +127,9 @@ class VectorIndex(Protocol):
         ...
 
 
-def create_index(dimension: int, config: AnnConfig, backend: str = "faiss") -> VectorIndex:
-    """An empty index for a new generation."""
-    return _backend(backend).create(dimension, config)
+def create_index(dimension: int, config: AnnConfig) -> VectorIndex:
+    """An empty index of the configured backend, for a new generation."""
+    return _backend(config.backend).create(dimension, config)
 
 
 def load_index(folder: Path, manifest: Manifest, config: AnnConfig | None = None) -> VectorIndex:

@@ -133,14 +133,12 @@ class Writer:
         chunk_overlap: int,
         *,
         ann_config: AnnConfig,
+        keep: int,
         rebuild: bool = False,
-        keep: int = 2,
     ):
         self.index_dir = index_dir
         self.keep = keep
         self.ann = ann_config
-        self.folder: Path | None = None
-        self.db: sqlite_utils.Database | None = None
         self.published = False
         self._lock = _lock_index(index_dir)
         try:
@@ -167,6 +165,7 @@ class Writer:
         self.generation = (max(generations(index_dir), default=0)) + 1
         self.folder = generation_dir(index_dir, self.generation)
         self.folder.mkdir(parents=True)
+        self.dimension = dimension
         self.meta = {
             "embed_model": embed_model,
             "dimension": dimension,
@@ -182,9 +181,7 @@ class Writer:
             ):
                 src.backup(dst)
             found, damage = load_checked(base, base_manifest, self.ann)
-            self.index: VectorIndex = found or create_index(
-                dimension, self.ann, base_manifest.backend
-            )
+            self.index: VectorIndex = found or create_index(dimension, self.ann)
         else:
             with contextlib.closing(sqlite3.connect(self.folder / DB)) as conn:
                 conn.executescript(SCHEMA)
@@ -258,28 +255,26 @@ class Writer:
             "SELECT id FROM documents WHERE doc_id = ?", [doc.doc_id]
         ).fetchone()
         if existing:
-            self.db["documents"].update(existing[0], row)
+            self.db.table("documents").update(existing[0], row)
             doc_row = existing[0]
         else:
-            doc_row = self.db["documents"].insert(row).last_pk
+            doc_row = self._insert("documents", row)
         pending: list[tuple[int, str]] = []
-        reused_ids, reused_vecs = [], []
+        reused_ids: list[int] = []
+        reused_vecs: list[NDArray[np.float32]] = []
         for p in passages:
             text = embed_text(doc.title, p.text)
             h = text_hash(text)
-            pid = (
-                self.db["passages"]
-                .insert(
-                    {
-                        "doc": doc_row,
-                        "ord": p.ord,
-                        "start": p.start,
-                        "end": p.end,
-                        "text": p.text,
-                        "hash": h,
-                    }
-                )
-                .last_pk
+            pid = self._insert(
+                "passages",
+                {
+                    "doc": doc_row,
+                    "ord": p.ord,
+                    "start": p.start,
+                    "end": p.end,
+                    "text": p.text,
+                    "hash": h,
+                },
             )
             self.db.execute(
                 "INSERT INTO passages_fts(rowid, title, body) VALUES (?, ?, ?)",
@@ -293,6 +288,12 @@ class Writer:
         if reused_ids:
             self.add_vectors(reused_ids, np.stack(reused_vecs))
         return pending
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert a row; its new rowid."""
+        rowid = self.db.table(table).insert(row).last_pk
+        assert rowid is not None
+        return int(rowid)
 
     def delete(self, doc_id: str) -> None:
         """Remove a document, its passages and their vectors."""
@@ -344,8 +345,8 @@ class Writer:
 
     def rebuild_vectors(self) -> int:
         """A new vector index from the exact vectors in SQLite (no embedding); how many."""
-        n = self.db.execute("SELECT count(*) FROM vectors").fetchone()[0]
-        exact = SqliteVectors(self.db, self.meta["dimension"])
+        n = int(self.db.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        exact = SqliteVectors(self.db, self.dimension)
         self.index = self.index.fit(n, exact, rebuild=True)
         return n
 
@@ -371,7 +372,7 @@ class Writer:
 
     def _commit(self, rerank_model: str | None) -> Manifest:
         docs, passages = self.count()
-        self.index = self.index.fit(passages, SqliteVectors(self.db, self.meta["dimension"]))
+        self.index = self.index.fit(passages, SqliteVectors(self.db, self.dimension))
         if self.index.count != passages:
             raise IndexFormatError(
                 f"refusing to publish: {passages} passages but {self.index.count} vectors"
@@ -404,11 +405,13 @@ class Writer:
 
     def abort(self) -> None:
         """Discard the new generation unless published, and release the lock; idempotent."""
-        if self.db is not None:
+        db: sqlite_utils.Database | None = getattr(self, "db", None)  # none if _start failed early
+        if db is not None:
             with contextlib.suppress(sqlite3.Error):
-                self.db.conn.close()
-        if self.folder is not None and not self.published:
-            shutil.rmtree(self.folder, ignore_errors=True)
+                db.conn.close()
+        folder: Path | None = getattr(self, "folder", None)
+        if folder is not None and not self.published:
+            shutil.rmtree(folder, ignore_errors=True)
         self._release()
 
     def _prune_old(self) -> None:

@@ -108,7 +108,7 @@ def document_page(
         with engine.lease() as searcher:
             doc = searcher.reader.document(doc_id)
     except HeedError as exc:
-        context = {"doc": None, "error": without_paths(str(exc)), "q": q}
+        context: dict[str, Any] = {"doc": None, "error": without_paths(str(exc)), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

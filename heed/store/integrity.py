@@ -18,7 +18,7 @@ import sqlite_utils
 from heed.errors import IndexFormatError
 from heed.store.layout import MANIFEST, VECTORS, Manifest
 from heed.store.schema import marks, unblob
-from heed.store.vectors import AnnConfig, VectorIndex, load_index
+from heed.store.vectors import AnnConfig, VectorIndex, backend
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ def load_checked(
     The full story (paths, the library's words) goes to the log; the returned problem names no
     path, so it can reach clients.
     """
+    opener = backend(manifest.backend)  # an unknown backend is no damage: it raises
     try:
-        index = load_index(folder, manifest, config)
+        index = opener.load(folder, manifest, config)
     except IndexFormatError as exc:
         log.error("%s: unreadable: %s", folder / VECTORS, exc)
         return None, f"{VECTORS} cannot be read"

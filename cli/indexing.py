@@ -43,7 +43,9 @@ def run_index(
                 bar.start_task(emb_task)
                 bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
 
-        docs = read_documents(paths, fields or Fields(), on_error if skip_errors else None)
+        docs = read_documents(
+            paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
+        )
         stats = build_index(
             docs,
             settings,

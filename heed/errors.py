@@ -23,6 +23,12 @@ class ExplainUnavailable(InvalidInput):
     code = "explain_unavailable"
 
 
+class InvalidDocument(InvalidInput):
+    """A document breaks heed's entry rules (id, text or metadata); nothing was stored."""
+
+    code = "invalid_document"
+
+
 class SourceError(InvalidInput):
     """A document source cannot be read or parsed; the message names file and line."""
 
@@ -63,6 +69,16 @@ class ModelExportError(HeedError):
     """A model cannot be exported to ONNX, quantised, or its cached export cannot be loaded."""
 
     code, status = "model_export", 500
+
+
+class Overloaded(HeedError):
+    """Too many searches wait for the cross-encoder; the client should retry later."""
+
+    code, status = "overloaded", 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
 
 class DocumentNotFound(HeedError):

@@ -6,17 +6,21 @@ reads the environment itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from heed.records import DocumentLimits
 
 Mode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["rrf", "weighted"]
@@ -51,6 +55,12 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: dense share")
     rerank: bool = True
     candidates: int = Field(20, ge=1, le=1000, description="fused hits handed to the re-ranker")
+    max_candidates: int = Field(
+        100, ge=1, le=1000, description="the most candidates a request may ask to re-rank (422)"
+    )
+    max_explain_k: int = Field(
+        20, ge=1, le=100, description="the most results one request may explain (422 above)"
+    )
     rerank_weight: float = Field(
         0.4, ge=0.0, le=1.0, description="share of the re-rank score in the final score"
     )
@@ -105,14 +115,52 @@ class Settings(BaseSettings):
     )
     ivf_nprobe: int = Field(16, ge=1, description="IVF lists scanned per query (measured)")
 
+    metadata_max_depth: int = Field(
+        DocumentLimits.max_depth, ge=1, le=64, description="levels of nested metadata (422)"
+    )
+    metadata_max_bytes: int = Field(
+        DocumentLimits.max_bytes, ge=256, description="a document's metadata as JSON (422)"
+    )
+    metadata_max_key_chars: int = Field(
+        DocumentLimits.max_key_chars, ge=1, description="characters in a metadata key (422)"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger requests get 413")
     rate_limit: str | None = Field(
         None, description="per client (API key or address), e.g. '20/second'; None: off"
     )
+    model_slots: int = Field(
+        2, ge=1, description="searches using the cross-encoder at once, per process"
+    )
+    model_queue: int = Field(
+        16, ge=0, description="such searches waiting for a slot; more get 503 overloaded"
+    )
+    model_wait_s: float = Field(
+        10.0, gt=0, description="longest wait for a slot before 503 overloaded"
+    )
     admin_key: SecretStr | None = None
     read_key: SecretStr | None = None
+    session_hours: float = Field(
+        12.0, gt=0, description="how long a search-page login (HEED_READ_KEY) lasts"
+    )
+    source_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="folders POST /admin/reindex may read, separated by os.pathsep "
+        "(':' on Linux); default: the corpus's folder",
+    )
+
+    def document_limits(self) -> DocumentLimits:
+        return DocumentLimits(
+            max_depth=self.metadata_max_depth,
+            max_bytes=self.metadata_max_bytes,
+            max_key_chars=self.metadata_max_key_chars,
+        )
+
+    def allowed_source_roots(self) -> list[Path]:
+        """Where reindex jobs started over HTTP may read, symlinks resolved."""
+        return [p.resolve() for p in self.source_roots or [self.corpus.parent]]
 
     def model_runtime(self) -> ModelRuntime:
         return ModelRuntime(
@@ -132,6 +180,21 @@ class Settings(BaseSettings):
 
             parse(value)  # ValueError names the bad string, e.g. "20/fortnight"
         return value
+
+    @field_validator("source_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part]
+        return value
+
+    @model_validator(mode="after")
+    def _candidates_within_cap(self) -> Settings:
+        if self.candidates > self.max_candidates:
+            raise ValueError(
+                f"candidates ({self.candidates}) is above max_candidates ({self.max_candidates})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.errors import HeedError, InvalidInput, JobCancelled, JobConflict, JobNotFound
+from heed.errors import HeedError, JobCancelled, JobConflict, JobNotFound, SourceError
 from heed.models.encoders import BiEncoder
 from heed.settings import Settings
 from indexer.build import BuildProgress, build_index
@@ -116,7 +116,7 @@ def run_reindex(
         # Its own model instance: the service's instance is locked per call (its tokenizer is
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
         encoder = BiEncoder(job.embed_model, settings.model_runtime())
-        docs = read_documents([Path(job.source)])
+        docs = read_documents([Path(job.source)], limits=settings.document_limits())
         stats = build_index(
             docs,
             target,
@@ -153,9 +153,8 @@ class JobRunner:
         embed_model: str | None = None,
         allow_shrink: bool = False,
     ) -> Job:
-        source = source or self.settings.corpus
-        if not source.exists():
-            raise InvalidInput(f"source {source} does not exist on the server")
+        """Starts a job; ``source`` must lie under the source roots (default: the corpus)."""
+        source = self.settings.corpus if source is None else self.allowed_source(source)
         with self._lock:
             running = next((j for j in self._jobs.values() if j.active), None)
             if running:
@@ -170,6 +169,21 @@ class JobRunner:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return job
+
+    def allowed_source(self, source: Path) -> Path:
+        """``source`` with symlinks resolved, if it exists under a source root.
+
+        A missing path and a path outside the roots get the same answer, so a caller cannot
+        probe which files the server has.
+        """
+        resolved = source.resolve()
+        roots = self.settings.allowed_source_roots()
+        if resolved.exists() and any(resolved.is_relative_to(root) for root in roots):
+            return resolved
+        raise SourceError(
+            f"source {source} does not exist under the source roots this server may read "
+            "(HEED_SOURCE_ROOTS)"
+        )
 
     def get(self, job_id: str) -> Job:
         try:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heed.errors import SourceError
-from heed.records import Document
+from heed.errors import InvalidDocument, SourceError
+from heed.records import Document, DocumentLimits, check_document
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,15 @@ class Fields:
 
 
 def read_documents(
-    paths: Sequence[Path], fields: Fields = Fields(), on_error: ErrorFn | None = None
+    paths: Sequence[Path],
+    fields: Fields = Fields(),
+    on_error: ErrorFn | None = None,
+    limits: DocumentLimits = DocumentLimits(),
 ) -> Iterator[Document]:
-    """Documents from files and folders (recursively, in sorted order, so ids are stable)."""
+    """Documents from files and folders (recursively, in sorted order, so ids are stable).
+
+    Each one meets the entry rules the HTTP API applies (``check_document``), or is an error.
+    """
     for root in paths:
         if not root.exists():
             _fail(SourceError(f"{root}: no such file or folder"), on_error)
@@ -55,7 +61,7 @@ def read_documents(
                 continue
             name = path.relative_to(root).as_posix() if root.is_dir() else path.name
             try:
-                yield from _read_file(path, name, fields, on_error)
+                yield from _read_file(path, name, fields, on_error, limits)
             except OSError as exc:
                 _fail(SourceError(f"{path}: cannot read ({exc.strerror or exc})"), on_error)
             except UnicodeDecodeError as exc:
@@ -69,7 +75,7 @@ def _fail(error: SourceError, on_error: ErrorFn | None) -> None:
 
 
 def _read_file(
-    path: Path, name: str, fields: Fields, on_error: ErrorFn | None
+    path: Path, name: str, fields: Fields, on_error: ErrorFn | None, limits: DocumentLimits
 ) -> Iterator[Document]:
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".ndjson"}:
@@ -77,13 +83,29 @@ def _read_file(
     elif suffix == ".csv":
         rows = _csv_rows(path)
     else:
-        yield _text_document(path, name)
-        return
-    for lineno, row in rows:
         try:
-            yield _record(row, f"{path}:{lineno}", f"{name}:{lineno}", fields)
+            doc = _checked(_text_document(path, name), str(path), limits)
         except SourceError as exc:
             _fail(exc, on_error)
+            return
+        yield doc
+        return
+    for lineno, row in rows:
+        where = f"{path}:{lineno}"
+        try:
+            doc = _checked(_record(row, where, f"{name}:{lineno}", fields), where, limits)
+        except SourceError as exc:
+            _fail(exc, on_error)
+            continue
+        yield doc
+
+
+def _checked(doc: Document, where: str, limits: DocumentLimits) -> Document:
+    try:
+        check_document(doc.doc_id, doc.title, doc.text, doc.metadata, limits)
+    except InvalidDocument as exc:
+        raise SourceError(f"{where}: {exc}; {SKIP_HINT}") from None
+    return doc
 
 
 def _jsonl_rows(path: Path, on_error: ErrorFn | None) -> Iterator[tuple[int, Any]]:
@@ -117,7 +139,7 @@ def _record(row: Any, where: str, default_id: str, fields: Fields) -> Document:
     if not text.strip():
         raise SourceError(f"{where}: empty {fields.text!r}; {SKIP_HINT}")
     raw_id = row.get(fields.id)
-    doc_id = str(raw_id).strip() if raw_id not in (None, "") else default_id
+    doc_id = (str(raw_id).strip() if raw_id is not None else "") or default_id
     title = row.get(fields.title) or ""
     metadata = {k: v for k, v in row.items() if k not in {fields.id, fields.title, fields.text}}
     return Document(doc_id=doc_id, title=str(title), text=text, metadata=metadata, source=where)

@@ -13,9 +13,10 @@ from heed import __version__
 from heed.settings import Settings
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.headers import SecurityHeaders
 from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
-from service.routes import admin, documents, health, page, search
+from service.routes import admin, documents, health, login, page, search
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,9 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    install_metrics(app, app.state.metrics)
+    login.install_login(app)
     install_limits(app, settings)
-    for module in (search, documents, health, admin, page):
+    docs = frozenset(
+        p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
+    )
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    install_metrics(app, app.state.metrics)  # last added runs first: it sees every response
+    for module in (search, documents, health, admin, page, login):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")
     return app

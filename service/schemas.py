@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from heed.errors import InvalidDocument
+from heed.records import MAX_ID_CHARS, check_doc_id, check_filters
 from heed.settings import Mode
 
 FilterValue = str | int | float | bool
+
+
+def as_value_error(check: Callable[..., Any]) -> Callable[..., Any]:
+    """A core check as a pydantic validator: its message becomes a 422 ``invalid_request``."""
+
+    def validate(value: Any) -> Any:
+        try:
+            check(value)
+        except InvalidDocument as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return validate
+
+
+ID_RULE = f"1-{MAX_ID_CHARS} characters, not blank, no control characters"
+# The one id rule for PUT /documents/{doc_id} and POST /documents (the indexer checks the same).
+DocId = Annotated[str, AfterValidator(as_value_error(check_doc_id))]
 
 
 MAX_QUERY_CHARS = 1000  # the API, GET /search and the page accept the same queries
@@ -21,16 +42,22 @@ class SearchRequest(BaseModel):
     )
     k: int = Field(10, ge=1, le=100, description="results to return")
     candidates: int | None = Field(
-        None, ge=1, le=1000, description="first-stage hits the cross-encoder re-ranks"
+        None,
+        ge=1,
+        le=1000,
+        description="first-stage hits the cross-encoder re-ranks; at most HEED_MAX_CANDIDATES "
+        "(default 100)",
     )
     rerank: bool | None = Field(None, description="re-rank with the cross-encoder (default: on)")
     mode: Mode | None = Field(None, description="hybrid (default), dense or keyword")
-    filters: dict[str, FilterValue] = Field(
-        default_factory=dict, description="metadata field -> required value"
+    filters: Annotated[dict[str, FilterValue], AfterValidator(as_value_error(check_filters))] = (
+        Field(default_factory=dict, description="metadata field -> required value")
     )
     collapse: bool = Field(True, description="one result (the best passage) per document")
     explain: bool = Field(
-        False, description="add highlights: the passage words that mattered to the cross-encoder"
+        False,
+        description="add highlights: the passage words that mattered to the cross-encoder; "
+        "k at most HEED_MAX_EXPLAIN_K (default 20)",
     )
 
     @field_validator("query")
@@ -109,15 +136,36 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+ERROR_MEANINGS = {
+    400: "the body is not JSON",
+    401: "no API key sent where one is needed",
+    403: "wrong API key, or writes disabled (no HEED_ADMIN_KEY)",
+    404: "no such document or job",
+    409: "a reindex job is already running, or the index was built by another model",
+    413: "the body is over HEED_MAX_BODY_BYTES",
+    422: "a field is missing, malformed or out of bounds",
+    429: "rate limit (HEED_RATE_LIMIT) exceeded",
+    503: "no index yet, or overloaded (then with Retry-After)",
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for the error statuses a route can return."""
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {
+        status: {"model": ErrorResponse, "description": ERROR_MEANINGS[status]}
+        for status in statuses
+    }
 
 
 class DocumentBody(BaseModel):
     title: str = Field("", max_length=1000)
     text: str = Field(min_length=1, max_length=1_000_000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a JSON object: at most HEED_METADATA_MAX_DEPTH levels (8), "
+        "HEED_METADATA_MAX_BYTES (65,536) and keys of HEED_METADATA_MAX_KEY_CHARS (256); "
+        "numbers finite and integers 64-bit",
+    )
 
     @field_validator("text")
     @classmethod
@@ -128,7 +176,7 @@ class DocumentBody(BaseModel):
 
 
 class DocumentIn(DocumentBody):
-    id: str = Field(min_length=1, max_length=512)
+    id: DocId = Field(description=ID_RULE)
 
 
 class DocumentsUpsert(BaseModel):

@@ -1,5 +1,6 @@
 """Admin reindex jobs: built beside the live index, searches never fail, cancel leaves it alone."""
 
+import shutil
 import threading
 import time
 
@@ -18,9 +19,28 @@ ADMIN = {"Authorization": "Bearer admin-secret"}
 
 @pytest.fixture
 def server(writable_settings):
-    settings = writable_settings.model_copy(update={"admin_key": SecretStr("admin-secret")})
+    settings = writable_settings.model_copy(
+        update={"admin_key": SecretStr("admin-secret"), "source_roots": [FIXTURES, ROOT / "data"]}
+    )
     with LiveServer(create_app(settings)) as live:
         yield live
+
+
+@pytest.fixture
+def rooted(writable_settings, tmp_path):
+    """A server whose only source root holds docs/ and a symlink to a folder outside it."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "docs").mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(FIXTURES / "formats" / "records.csv", root / "docs")
+    (outside / "secret.txt").write_text("a private note that must never be indexed")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    (root / "docs" / "secret.txt").symlink_to(outside / "secret.txt")
+    settings = writable_settings.model_copy(
+        update={"admin_key": SecretStr("admin-secret"), "source_roots": [root]}
+    )
+    with LiveServer(create_app(settings)) as live:
+        yield live, root, outside
 
 
 def wait_for(server, job_id, states, timeout=300):
@@ -144,6 +164,44 @@ def test_metrics_show_job_progress(server):
     text = httpx.get(f"{server.url}/metrics").text
     assert f'heed_job_passages{{kind="done"}} {float(job["passages_done"])}' in text
     assert "heed_job_running 0.0" in text
+
+
+def test_reindex_reads_only_under_the_source_roots_and_answers_alike(rooted):
+    server, root, outside = rooted
+    refused = [
+        outside,
+        outside / "secret.txt",
+        root / "escape",  # a symlink out of the root: resolved before the check
+        root / "escape" / "secret.txt",
+        root / "docs" / "secret.txt",
+        root / ".." / "outside",
+        root / "missing",
+        "/no/such/dir",
+        "/etc",
+    ]
+    answers = set()
+    for source in refused:
+        r = httpx.post(f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(source)})
+        error = r.json()["error"]
+        answers.add((r.status_code, error["code"], error["message"].replace(str(source), "<s>")))
+    assert len(answers) == 1, answers  # missing and forbidden paths cannot be told apart
+    status, code, message = answers.pop()
+    assert status == 422 and code == "invalid_source" and "HEED_SOURCE_ROOTS" in message
+    assert httpx.get(f"{server.url}/admin/jobs", headers=ADMIN).json()["jobs"] == []
+    r = httpx.post(  # records.csv replaces the 26 documents: a shrink, allowed explicitly
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(root / "docs"), "allow_shrink": True},
+    )
+    assert r.status_code == 202
+    job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
+    assert job["state"] == "succeeded", job
+
+
+def test_the_default_source_root_is_the_corpus_folder(settings, tmp_path):
+    corpus = tmp_path / "data" / "corpus.jsonl"
+    moved = settings.model_copy(update={"corpus": corpus})
+    assert moved.allowed_source_roots() == [corpus.parent.resolve()]
 
 
 def test_cancel_takes_effect_within_about_one_embedding_batch(server, writable_settings):

@@ -19,9 +19,14 @@ pytestmark = pytest.mark.slow
 ADMIN = {"Authorization": "Bearer k"}
 
 
-def start_server(index_dir) -> tuple[subprocess.Popen, str]:
+def start_server(index_dir, source_root) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "HEED_ADMIN_KEY": "k", "HEED_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HEED_ADMIN_KEY": "k",
+        "HEED_THREADS": "1",
+        "HEED_SOURCE_ROOTS": str(source_root),
+    }
     cmd = [sys.executable, "-m", "heed", "serve", "--index", str(index_dir), "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -44,7 +49,7 @@ def test_killing_the_server_mid_reindex_never_damages_the_live_index(writable_se
     source.write_text("\n".join(lines) + "\n")
 
     for delay in (0.0, 1.5, 4.0):
-        proc, url = start_server(index_dir)
+        proc, url = start_server(index_dir, tmp_path)
         r = httpx.post(f"{url}/admin/reindex", headers=ADMIN, json={"source": str(source)})
         job_id = r.json()["job_id"]
         while httpx.get(f"{url}/admin/jobs/{job_id}", headers=ADMIN).json()["state"] == "queued":
@@ -58,7 +63,7 @@ def test_killing_the_server_mid_reindex_never_damages_the_live_index(writable_se
         checked = heed("check", "--index", str(index_dir))
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
-    proc, url = start_server(index_dir)
+    proc, url = start_server(index_dir, tmp_path)
     try:
         assert httpx.get(f"{url}/search", params={"q": "csv"}).json()["generation"] == live
         r = httpx.post(f"{url}/admin/reindex", headers=ADMIN, json={"source": str(source)})

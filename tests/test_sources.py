@@ -77,6 +77,9 @@ def test_other_field_names_by_option(tmp_path: Path):
         ("empty_text.csv", "empty_text.csv:2", "empty 'text'"),
         ("extra_columns.csv", "extra_columns.csv:2", "more values than header columns"),
         ("latin1.txt", "latin1.txt", "not UTF-8"),
+        ("deep_metadata.jsonl", "deep_metadata.jsonl:2", "nested more than 8 levels"),
+        ("nan_metadata.jsonl", "nan_metadata.jsonl:2", "not a finite number"),
+        ("long_id.csv", "long_id.csv:3", "at most 512 characters"),
     ],
 )
 def test_malformed_input_names_file_and_line(name: str, where: str, what: str):

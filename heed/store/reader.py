@@ -132,8 +132,11 @@ class Reader:
             raise UnknownFilterField(f"unknown filter field {unknown[0]!r}; known fields: {known}")
         clauses, params = [], []
         for key, value in sorted(filters.items()):
-            clauses.append("json_extract(d.metadata, ?) = ?")
-            params += [f'$."{key}"', value]
+            # json_each compares decoded keys: a JSON path cannot name a key holding a quote
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(d.metadata) j WHERE j.key = ? AND j.value = ?)"
+            )
+            params += [key, value]
         return " AND " + " AND ".join(clauses), params
 
     def passage_ids(self, filters: dict[str, Any]) -> NDArray[np.int64]:

@@ -12,7 +12,7 @@ from service.deps import EngineDep
 from service.schemas import JobCreated, JobList, JobResponse, ReindexRequest, error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
-ERRORS = error_responses(401, 403, 404, 409, 422)
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
 
 
 def job_response(job: Job) -> JobResponse:

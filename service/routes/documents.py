@@ -7,12 +7,18 @@ hash) is not re-embedded.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
 
-from heed.records import Document
+from fastapi import APIRouter, Depends, Path
+
+from heed.errors import InvalidDocument
+from heed.records import MAX_ID_CHARS, Document, check_document
+from heed.settings import Settings
 from service.auth import AdminDep, require_reader
 from service.deps import EngineDep, SearcherDep
 from service.schemas import (
+    ID_RULE,
+    DocId,
     DocumentBody,
     DocumentResponse,
     DocumentsUpsert,
@@ -21,7 +27,8 @@ from service.schemas import (
 )
 
 router = APIRouter(tags=["documents"])
-ERRORS = error_responses(401, 403, 404, 409, 422, 503, 507)
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503, 507)
+PathId = Annotated[DocId, Path(min_length=1, max_length=MAX_ID_CHARS, description=ID_RULE)]
 
 
 @router.get(
@@ -39,27 +46,36 @@ def get_document(doc_id: str, searcher: SearcherDep) -> DocumentResponse:
 def upsert_documents(body: DocumentsUpsert, engine: EngineDep, _: AdminDep) -> WriteResponse:
     """Insert or replace documents (one new generation for the whole batch)."""
     docs = [
-        Document(
-            doc_id=d.id, title=d.title, text=d.text, metadata=d.metadata, source=f"request[{i}]"
-        )
+        checked_document(d.id, d, f"documents[{i}]", engine.settings)
         for i, d in enumerate(body.documents)
     ]
     return _written(engine.upsert(docs))
 
 
 @router.put("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
-def put_document(doc_id: str, body: DocumentBody, engine: EngineDep, _: AdminDep) -> WriteResponse:
+def put_document(
+    doc_id: PathId, body: DocumentBody, engine: EngineDep, _: AdminDep
+) -> WriteResponse:
     """Create or replace one document."""
-    doc = Document(
-        doc_id=doc_id, title=body.title, text=body.text, metadata=body.metadata, source="request"
-    )
-    return _written(engine.upsert([doc]))
+    return _written(engine.upsert([checked_document(doc_id, body, "", engine.settings)]))
 
 
 @router.delete("/documents/{doc_id:path}", response_model=WriteResponse, responses=ERRORS)
 def delete_document(doc_id: str, engine: EngineDep, _: AdminDep) -> WriteResponse:
     """Remove a document; it can no longer be found, by keyword or by vector."""
     return _written(engine.delete([doc_id]))
+
+
+def checked_document(doc_id: str, body: DocumentBody, where: str, settings: Settings) -> Document:
+    """The document, if it meets the entry rules the indexer applies too; else a 422."""
+    try:
+        check_document(doc_id, body.title, body.text, body.metadata, settings.document_limits())
+    except InvalidDocument as exc:
+        raise InvalidDocument(f"{where}: {exc}" if where else str(exc)) from None
+    source = f"request {where}".strip()
+    return Document(
+        doc_id=doc_id, title=body.title, text=body.text, metadata=body.metadata, source=source
+    )
 
 
 def _written(stats: object) -> WriteResponse:  # indexer.build.BuildStats

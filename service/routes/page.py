@@ -21,14 +21,15 @@ from heed.errors import HeedError, InvalidInput
 from heed.models.explain import Span
 from heed.settings import Mode
 from search.hits import Outcome
-from service.auth import require_reader
+from service.auth import require_page_reader
 from service.deps import EngineDep
 from service.errors import without_paths
+from service.limits import PageSearchSlot
 from service.schemas import MAX_QUERY_CHARS
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_page_reader)])
 EXAMPLES = ("how do I read a CSV file", "run a shell command and capture its output", "柏林人口")
 
 
@@ -53,7 +54,7 @@ def pieces(text: str, spans: list[Span] | None) -> list[Piece]:
     return [p for p in out if p.text]
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[PageSearchSlot])
 def search_page(
     request: Request,
     engine: EngineDep,

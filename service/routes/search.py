@@ -11,6 +11,8 @@ from heed.settings import Mode
 from search.hits import Outcome
 from service.auth import require_reader
 from service.deps import SearcherDep
+from service.errors import invalid_field
+from service.limits import model_slot
 from service.schemas import (
     MAX_QUERY_CHARS,
     Highlight,
@@ -21,23 +23,32 @@ from service.schemas import (
 )
 
 router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
-ERRORS = error_responses(401, 403, 422, 503)
+ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)
 def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> SearchResponse:
     """Passages most relevant to a plain-language query, best first."""
     started = time.perf_counter()
-    outcome = searcher.search(
-        body.query,
-        body.k,
-        mode=body.mode,
-        rerank=body.rerank,
-        candidates=body.candidates,
-        filters=body.filters,
-        collapse=body.collapse,
-        explain=body.explain,
-    )
+    settings = searcher.settings
+    if body.candidates is not None and body.candidates > settings.max_candidates:
+        raise invalid_field(
+            "candidates", f"at most {settings.max_candidates} (HEED_MAX_CANDIDATES)"
+        )
+    if body.explain and body.k > settings.max_explain_k:
+        raise invalid_field("k", f"explain covers at most {settings.max_explain_k} results")
+    reranks = settings.rerank if body.rerank is None else body.rerank
+    with model_slot(request, body.explain or (reranks and searcher.reranker is not None)):
+        outcome = searcher.search(
+            body.query,
+            body.k,
+            mode=body.mode,
+            rerank=body.rerank,
+            candidates=body.candidates,
+            filters=body.filters,
+            collapse=body.collapse,
+            explain=body.explain,
+        )
     request.app.state.metrics.observe_search(outcome.timings_ms)
     return to_response(outcome, started, searcher.generation)
 

@@ -71,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None
-        return error_response(exc.status, exc.code, without_paths(str(exc)), headers=headers)
+        # Server-side failures lose server paths; a 4xx may echo what the client itself sent.
+        message = without_paths(str(exc)) if exc.status >= 500 else str(exc)
+        return error_response(exc.status, exc.code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -20,6 +20,7 @@ def run_index(
     prune: bool = False,
     rebuild: bool = False,
     skip_errors: bool = False,
+    force: bool = False,
 ) -> Any:
     """Index with progress bars; shared by `index`, `serve` (first start) and `eval`."""
     from indexer.build import BuildProgress, build_index
@@ -78,6 +79,7 @@ def index(
     prune: Annotated[bool, typer.Option(help="remove documents missing from PATHS")] = False,
     rebuild: Annotated[bool, typer.Option(help="start from an empty index (new model)")] = False,
     skip_errors: Annotated[bool, typer.Option(help="report bad records and go on")] = False,
+    force: Annotated[bool, typer.Option(help="prune/rebuild even if most documents go")] = False,
 ) -> None:
     """Embed new and changed documents; the live index switches only when all succeed."""
     from indexer.sources import Fields
@@ -90,6 +92,7 @@ def index(
         prune=prune,
         rebuild=rebuild,
         skip_errors=skip_errors,
+        force=force,
     )
     state = f"generation {stats.generation}" if stats.published else "unchanged, nothing published"
     out.print(
@@ -105,13 +108,14 @@ def reindex(
     ] = None,
     index_dir: IndexOpt = None,
     embed_model: Annotated[str | None, typer.Option(help="bi-encoder for the new index")] = None,
+    force: Annotated[bool, typer.Option(help="switch even if most documents go")] = False,
 ) -> None:
     """Rebuild the index beside the live one and switch to it (the admin job, from the CLI)."""
     from indexer.jobs import JobState, new_job, run_reindex
     from indexer.progress import show_progress_lines
 
     settings = settings_with(index_dir=index_dir)
-    job = new_job(settings, source, embed_model)
+    job = new_job(settings, source, embed_model, allow_shrink=force)
     if not err.is_terminal:  # run_reindex logs progress lines itself
         show_progress_lines()
         run_reindex(job, settings)
@@ -133,14 +137,16 @@ def reindex(
 def check(
     index_dir: IndexOpt = None,
     repair: Annotated[bool, typer.Option(help="fix differences in a new generation")] = False,
+    full: Annotated[bool, typer.Option(help="compare every vector, not a sample")] = False,
 ) -> None:
-    """Compare SQLite passages with FAISS ids and the manifest; exit 1 on any difference."""
+    """Compare SQLite passages with FAISS (ids, checksum, vector contents) and the manifest;
+    exit 1 on any difference."""
     from heed.scripts import describe
-    from heed.store import open_reader
+    from heed.store import VECTOR_SAMPLE, open_reader
 
     settings = settings_with(index_dir=index_dir)
     reader = open_reader(settings.index_dir)
-    report = reader.consistency()
+    report = reader.consistency(None if full else VECTOR_SAMPLE)
     manifest = reader.manifest
     out.print(
         f"bi-encoder {manifest.embed_model}"
@@ -154,6 +160,13 @@ def check(
         f"{len(report.orphan_vectors)} orphan vectors; manifest counts {report.manifest_counts}, "
         f"actual {report.actual_counts}"
     )
+    if report.vectors_problem:
+        out.print(f"[red]{report.vectors_problem}[/]")
+    checked = f"of all {report.vectors_checked}" if full else f"of {report.vectors_checked} sampled"
+    out.print(
+        f"{len(report.wrong_vectors)} {checked} vectors differ from the exact vectors in SQLite; "
+        f"{len(report.missing_exact)} passages without an exact vector"
+    )
     if report.ok:
         out.print("[green]consistent[/]")
         return
@@ -164,7 +177,8 @@ def check(
     stats = repair_index(settings)
     fixed = open_reader(settings.index_dir).consistency()
     out.print(
-        f"repaired into generation {stats.generation}: {stats.passages_embedded} passages "
-        f"re-embedded, {stats.removed} orphan vectors removed; "
+        f"repaired into generation {stats.generation}: vector index rebuilt from "
+        f"{stats.vectors_rebuilt} exact vectors ({stats.vectors_restored} restored), "
+        f"{stats.passages_embedded} passages re-embedded, {stats.removed} orphan vectors removed; "
         + ("[green]consistent[/]" if fixed.ok else "[red]still inconsistent[/]")
     )

@@ -133,3 +133,33 @@ class SnapshotDamaged(HeedError):
     """A snapshot archive is truncated, altered or inconsistent; nothing was restored."""
 
     code, status = "snapshot_damaged", 422
+
+
+class StorageError(HeedError):
+    """The file system refused a write to the index; nothing was published."""
+
+    code, status = "storage_error", 503
+
+
+class DiskFull(StorageError):
+    """No space left (or a file size limit reached) while writing the index."""
+
+    code, status = "disk_full", 507
+
+
+class ReadOnlyIndex(StorageError):
+    """The index directory is on a read-only file system, or not writable by this process."""
+
+    code, status = "read_only", 503
+
+
+class VectorsUnavailable(HeedError):
+    """The live generation's vector index is damaged; keyword search still works."""
+
+    code, status = "vectors_unavailable", 503
+
+
+class ShrinkRefused(HeedError):
+    """A reindex or prune would drop most of the live documents and was not forced."""
+
+    code, status = "shrink_refused", 409

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         Path("var/snapshots"),
         description="where `heed snapshot` and /admin/snapshots keep archives",
     )
+    max_shrink: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="a reindex or prune that would drop more than this share of the live "
+        "documents refuses unless forced (allow_shrink / --force)",
+    )
     vector_backend: VectorBackend = Field(
         "faiss", description="vector index of new indexes; an index keeps the one that built it"
     )

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from heed.errors import InvalidInput, SourceError
+from heed.errors import InvalidInput, ShrinkRefused, SourceError
 from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
-from heed.store import AnnConfig, Writer, live_manifest
+from heed.store import AnnConfig, Writer, live_manifest, open_reader
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class BuildStats:
     removed: int = 0
     passages_embedded: int = 0
     passages_reused: int = 0
+    vectors_rebuilt: int = 0  # repair: vectors the new ANN index was built from (no embedding)
+    vectors_restored: int = 0  # repair: of those, missing from the damaged index
     generation: int | None = None
     published: bool = False
     seconds: float = 0.0
@@ -50,8 +52,6 @@ class BuildStats:
 
 
 ProgressFn = Callable[[BuildProgress], None]
-# Passages per progress update (also how soon a cancel is noticed): ~3 s at 35-50 passages/s.
-EMBED_CHUNK = 128
 
 
 def chunker_for(encoder: BiEncoder, settings: Settings) -> Chunker:
@@ -108,13 +108,16 @@ def build_index(
     *,
     prune: bool = False,
     rebuild: bool = False,
+    allow_shrink: bool = False,
     on_progress: ProgressFn | None = None,
     encoder: BiEncoder | None = None,
 ) -> BuildStats:
     """Apply ``documents`` to the index in ``settings.index_dir`` as one new generation.
 
     ``prune`` removes documents absent from the input; ``rebuild`` starts from an empty index
-    (needed to change the bi-encoder). Any exception leaves the live generation as it was.
+    (needed to change the bi-encoder). Either refuses (ShrinkRefused) to drop more than
+    ``settings.max_shrink`` of the live documents unless ``allow_shrink``: an empty or wrong
+    source folder must not wipe the index. Any exception leaves the live generation as it was.
     """
     started = time.monotonic()
     set_threads(settings.threads)
@@ -162,6 +165,8 @@ def build_index(
             for doc_id in known.keys() - seen.keys():
                 writer.delete(doc_id)
                 stats.removed += 1
+        if (prune or rebuild) and not allow_shrink:
+            check_shrink(writer.base_documents, writer.count()[0], settings.max_shrink)
         report(BuildProgress("embedding", stats.documents, 0, len(pending)))
         _embed(writer, encoder, pending, settings.batch_size, stats, report)
         if stats.added or stats.updated or stats.removed or rebuild or writer.base is None:
@@ -173,6 +178,16 @@ def build_index(
     stats.seconds = time.monotonic() - started
     log.info("index built: %s", stats.as_dict())
     return stats
+
+
+def check_shrink(live: int, after: int, max_shrink: float) -> None:
+    """ShrinkRefused if going from ``live`` to ``after`` documents drops more than allowed."""
+    if live and (live - after) / live > max_shrink:
+        raise ShrinkRefused(
+            f"refusing to replace the index: it would keep {after} of its {live} documents, "
+            f"dropping more than {max_shrink:.0%} (HEED_MAX_SHRINK); check the source, or force "
+            "it with `allow_shrink: true` (API) or `--force` (CLI)"
+        )
 
 
 def delete_documents(
@@ -193,27 +208,33 @@ def delete_documents(
 
 
 def repair_index(settings: Settings, encoder: BiEncoder | None = None) -> BuildStats:
-    """Make FAISS agree with SQLite (the source of truth) in a new generation.
+    """Make the vector index agree with SQLite (the source of truth) in a new generation.
 
-    Vectors without a passage are removed; passages without a vector are embedded again. The
-    manifest is rewritten with the true counts.
+    The ANN index is built afresh from the exact vectors in SQLite, so damaged, missing or
+    orphan FAISS vectors cost no embedding; only passages without an exact vector are embedded
+    again, and exact vectors without a passage are dropped. The manifest gets the true counts.
     """
     started = time.monotonic()
     encoder = encoder or index_encoder(settings)
     stats = BuildStats()
+    found = open_reader(settings.index_dir)  # the damage as found, for the report
+    before = found.consistency(sample=0)
+    found.close()
     with open_writer(settings, encoder) as writer:
-        missing, orphans = writer.id_diff()
-        if orphans:
-            writer.remove_vectors(orphans)
+        lacking, extra = writer.exact_vector_diff()
+        if extra:
+            writer.remove_vectors(extra)
+        stats.vectors_rebuilt = writer.rebuild_vectors()
+        stats.vectors_restored = len(set(before.missing_vectors) - set(lacking))
+        stats.removed = len(set(before.orphan_vectors) | set(extra))
         _embed(
             writer,
             encoder,
-            writer.embed_inputs(missing) if missing else [],
+            writer.embed_inputs(lacking) if lacking else [],
             settings.batch_size,
             stats,
             lambda _: None,
         )
-        stats.removed = len(orphans)
         manifest = writer.commit(rerank_model=settings.rerank_model)
     stats.generation, stats.published = manifest.generation, True
     stats.seconds = time.monotonic() - started
@@ -228,10 +249,11 @@ def _embed(
     stats: BuildStats,
     report: ProgressFn,
 ) -> None:
-    # Sort once over the whole run so each batch holds passages of similar length.
+    # Sort once over the whole run so each batch holds passages of similar length. One encoder
+    # batch per call: progress, and so a job's cancel, is noticed after every batch.
     pending = sorted(pending, key=lambda p: len(p[1]), reverse=True)
-    for start in range(0, len(pending), EMBED_CHUNK):
-        chunk = pending[start : start + EMBED_CHUNK]
+    for start in range(0, len(pending), batch_size):
+        chunk = pending[start : start + batch_size]
         vectors = encoder.encode_passages([t for _, t in chunk], batch_size=batch_size)
         writer.add_vectors([pid for pid, _ in chunk], vectors)
         stats.passages_embedded += len(chunk)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from heed.errors import JobCancelled, JobConflict, JobNotFound, SourceError
+from heed.errors import HeedError, JobCancelled, JobConflict, JobNotFound, SourceError
 from heed.models.encoders import new_bi_encoder
 from heed.scripts import choose_embed_model, explicit, peek
 from heed.settings import Settings
@@ -55,6 +55,7 @@ class Job:
     passages_per_s: float | None = None
     eta_s: float | None = None
     generation: int | None = None
+    allow_shrink: bool = False  # may drop most of the live documents (build_index's guard)
     cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -62,13 +63,21 @@ class Job:
         return self.state in (JobState.queued, JobState.running)
 
 
-def new_job(settings: Settings, source: Path | None = None, embed_model: str | None = None) -> Job:
+def new_job(
+    settings: Settings,
+    source: Path | None = None,
+    embed_model: str | None = None,
+    allow_shrink: bool = False,
+) -> Job:
     """A queued reindex job; defaults: the configured corpus, and the bi-encoder the user named
     or else ``auto`` (chosen by the source's scripts, heed/scripts.py)."""
     if embed_model is None:
         embed_model = settings.embed_model if explicit(settings, "embed_model") else AUTO
     return Job(
-        id=uuid.uuid4().hex[:12], source=str(source or settings.corpus), embed_model=embed_model
+        id=uuid.uuid4().hex[:12],
+        source=str(source or settings.corpus),
+        embed_model=embed_model,
+        allow_shrink=allow_shrink,
     )
 
 
@@ -103,10 +112,19 @@ def run_reindex(
         # Its own model instance: the service's instance is locked per call (its tokenizer is
         # not thread-safe), and a job holding it for whole batches stalled searches for seconds.
         encoder = new_bi_encoder(job.embed_model, settings.model_runtime())
-        stats = build_index(docs, target, rebuild=True, on_progress=on_progress, encoder=encoder)
+        stats = build_index(
+            docs,
+            target,
+            rebuild=True,
+            allow_shrink=job.allow_shrink,
+            on_progress=on_progress,
+            encoder=encoder,
+        )
         job.generation, job.state = stats.generation, JobState.succeeded
     except JobCancelled:
         job.state = JobState.cancelled
+    except HeedError as exc:  # a known refusal (shrink, disk full...): its message says it all
+        job.state, job.error = JobState.failed, str(exc)
     except Exception as exc:  # a job reports every failure instead of dying silently
         log.exception("reindex job %s failed", job.id)
         job.state, job.error = JobState.failed, str(exc) or type(exc).__name__
@@ -124,14 +142,19 @@ class JobRunner:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def start_reindex(self, source: Path | None = None, embed_model: str | None = None) -> Job:
+    def start_reindex(
+        self,
+        source: Path | None = None,
+        embed_model: str | None = None,
+        allow_shrink: bool = False,
+    ) -> Job:
         """Starts a job; ``source`` must lie under the source roots (default: the corpus)."""
         source = self.settings.corpus if source is None else self.allowed_source(source)
         with self._lock:
             running = next((j for j in self._jobs.values() if j.active), None)
             if running:
                 raise JobConflict(f"reindex job {running.id} is {running.state}; one at a time")
-            job = new_job(self.settings, source, embed_model)
+            job = new_job(self.settings, source, embed_model, allow_shrink)
             self._jobs[job.id] = job
             while len(self._jobs) > KEEP_JOBS:
                 self._jobs.popitem(last=False)

@@ -6,6 +6,7 @@ The stages live in their own modules (``modes``, ``fusion``, ``rerank``, ``colla
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # heed.models.explain imports torch: a keyword or ONNX search
     from heed.models.explain import Explainer
 
 MAX_DEPTH = 1000
+log = logging.getLogger(__name__)
 
 
 class Searcher:
@@ -100,6 +102,10 @@ class Searcher:
             )
         s = self.settings
         mode = mode or s.mode
+        if mode == "hybrid" and not self.reader.vectors_ok:
+            # Keyword results beat none; the response's mode says which answered, /readyz fails.
+            log.warning("generation %d: vectors unavailable, hybrid -> keyword", self.generation)
+            mode = "keyword"
         rerank = self.defaults.rerank if rerank is None else rerank
         if rerank and self.reranker is None:
             rerank = False

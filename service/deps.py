@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,8 +15,10 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_searcher(request: Request) -> Searcher:
-    return get_engine(request).searcher()
+def get_searcher(request: Request) -> Iterator[Searcher]:
+    """The live searcher, leased until the response is done (see Engine.lease)."""
+    with get_engine(request).lease() as searcher:
+        yield searcher
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -1,16 +1,19 @@
 """What a running service holds: models loaded once, a searcher that follows the live index, and
 the one door to the write path (document writes and reindex jobs).
 
-Each request asks for the searcher; when ``CURRENT`` names a new generation (an indexer or a
+Each request leases the searcher; when ``CURRENT`` names a new generation (an indexer or a
 reindex job published one), the next request opens it, so requests switch between generations,
-never during one. Requests already running keep their old snapshot until they finish.
+never during one. Requests already running keep their old snapshot until they finish; the last
+of them closes it (its SQLite file may already be deleted: an open one would keep its disk space).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 from heed.errors import IndexNotFound
@@ -35,7 +38,9 @@ class Engine:
         self.reranker: Reranker | None = None
         self.explainer: Explainer | None = None
         self._searcher: Searcher | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # opening a generation
+        self._users: Counter[Searcher] = Counter()  # requests holding each searcher
+        self._users_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.jobs = JobRunner(settings)
 
@@ -97,7 +102,32 @@ class Engine:
             else (manifest.generation, manifest.documents, manifest.passages)
         )
 
+    @contextmanager
+    def lease(self) -> Iterator[Searcher]:
+        """The live searcher for one request; a retired one closes when its last lease ends."""
+        while True:
+            searcher = self.searcher()
+            with self._users_lock:
+                if not searcher.reader.closed:  # else retired and closed meanwhile: look again
+                    self._users[searcher] += 1
+                    break
+        try:
+            yield searcher
+        finally:
+            with self._users_lock:
+                self._users[searcher] -= 1
+                if not self._users[searcher]:
+                    del self._users[searcher]
+                    if searcher is not self._searcher:
+                        searcher.reader.close()
+
+    def _retire(self, old: Searcher | None) -> None:
+        with self._users_lock:
+            if old is not None and not self._users[old]:
+                old.reader.close()
+
     def searcher(self) -> Searcher:
+        """The live searcher, unleased: use :meth:`lease` where a request may overlap a switch."""
         generation = current_generation(self.settings.index_dir)
         if generation is None:
             raise IndexNotFound(
@@ -114,6 +144,7 @@ class Engine:
                 reader = Reader(self.settings.index_dir, generation)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
-                self._searcher = open_searcher(self.settings, reader, models)
+                old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)
+                self._retire(old)
                 log.info("serving index generation %d", generation)
             return self._searcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,14 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
 }
+
+# An absolute path of two or more parts: /srv/heed/index/generations/000042/vectors.faiss
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[^\s/'\"`:;,()\[\]{}<>]+){2,}")
+
+
+def without_paths(message: str) -> str:
+    """A message for clients: server paths cut to their last part (the log keeps them whole)."""
+    return ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], message)
 
 
 def error_response(
@@ -62,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None
-        return error_response(exc.status, exc.code, str(exc), headers=headers)
+        # Server-side failures lose server paths; a 4xx may echo what the client itself sent.
+        message = without_paths(str(exc)) if exc.status >= 500 else str(exc)
+        return error_response(exc.status, exc.code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -181,11 +181,14 @@ ERROR_MEANINGS = {
     401: "no API key sent where one is needed",
     403: "wrong API key, or writes disabled (no HEED_ADMIN_KEY)",
     404: "no such document or job",
-    409: "a reindex job is already running, or the index was built by another model",
+    409: "a reindex job is already running, the index was built by another model, another "
+    "process is writing it (index_busy), or a reindex would drop most documents (shrink_refused)",
     413: "the body is over HEED_MAX_BODY_BYTES",
     422: "a field is missing, malformed or out of bounds",
     429: "rate limit (HEED_RATE_LIMIT) exceeded",
-    503: "no index yet, or overloaded (then with Retry-After)",
+    503: "no index yet, overloaded (then with Retry-After), a read-only index directory "
+    "(read_only), or damaged vectors for a dense search (vectors_unavailable)",
+    507: "the index's disk is full (disk_full); nothing was written",
 }
 
 
@@ -235,6 +238,9 @@ class WriteResponse(BaseModel):
 class ReindexRequest(BaseModel):
     source: str | None = Field(None, description="file or folder on the server (default: corpus)")
     embed_model: str | None = Field(None, description="bi-encoder for the new index")
+    allow_shrink: bool = Field(
+        False, description="replace the index even if that drops most live documents"
+    )
 
 
 class JobCreated(BaseModel):

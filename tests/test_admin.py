@@ -73,7 +73,9 @@ def test_reindex_swaps_while_searches_keep_succeeding(server, writable_settings)
     for t in threads:
         t.start()
     r = httpx.post(
-        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(FIXTURES / "formats"), "allow_shrink": True},  # 7 documents replace 26
     )
     assert r.status_code == 202
     job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
@@ -115,7 +117,7 @@ def test_reindex_with_another_model_name_switches_queries_to_it(server, writable
     r = httpx.post(
         f"{server.url}/admin/reindex",
         headers=ADMIN,
-        json={"source": str(FIXTURES / "formats"), "embed_model": other},
+        json={"source": str(FIXTURES / "formats"), "embed_model": other, "allow_shrink": True},
     )
     job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
     assert job["state"] == "succeeded", job
@@ -154,7 +156,9 @@ def test_every_admin_and_write_route_refuses_without_the_key(server, method, pat
 
 def test_metrics_show_job_progress(server):
     r = httpx.post(
-        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(FIXTURES / "formats")}
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(FIXTURES / "formats"), "allow_shrink": True},
     )
     job = wait_for(server, r.json()["job_id"], {"succeeded"})
     text = httpx.get(f"{server.url}/metrics").text
@@ -184,8 +188,10 @@ def test_reindex_reads_only_under_the_source_roots_and_answers_alike(rooted):
     status, code, message = answers.pop()
     assert status == 422 and code == "invalid_source" and "HEED_SOURCE_ROOTS" in message
     assert httpx.get(f"{server.url}/admin/jobs", headers=ADMIN).json()["jobs"] == []
-    r = httpx.post(
-        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": str(root / "docs")}
+    r = httpx.post(  # records.csv replaces the 26 documents: a shrink, allowed explicitly
+        f"{server.url}/admin/reindex",
+        headers=ADMIN,
+        json={"source": str(root / "docs"), "allow_shrink": True},
     )
     assert r.status_code == 202
     job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
@@ -196,3 +202,26 @@ def test_the_default_source_root_is_the_corpus_folder(settings, tmp_path):
     corpus = tmp_path / "data" / "corpus.jsonl"
     moved = settings.model_copy(update={"corpus": corpus})
     assert moved.allowed_source_roots() == [corpus.parent.resolve()]
+
+
+def test_cancel_takes_effect_within_about_one_embedding_batch(server, writable_settings):
+    big = str(ROOT / "data" / "python-docs.jsonl")
+    r = httpx.post(
+        f"{server.url}/admin/reindex", headers=ADMIN, json={"source": big, "allow_shrink": True}
+    )
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 300
+    while not (job := httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json())[
+        "passages_per_s"
+    ]:
+        assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.05)
+    asked = time.monotonic()
+    httpx.delete(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN)
+    job = wait_for(server, job_id, {"cancelled", "succeeded", "failed"}, timeout=300)
+    took = time.monotonic() - asked
+    batch_s = writable_settings.batch_size / job["passages_per_s"]
+    whole_s = job["passages_total"] / job["passages_per_s"]
+    assert job["state"] == "cancelled"
+    assert took < 3 * batch_s + 1.0, (took, batch_s, whole_s)
+    assert took < whole_s / 10, (took, whole_s)

@@ -1,9 +1,12 @@
 """`heed check` finds FAISS/SQLite/manifest differences and `--repair` fixes them."""
 
+import contextlib
+import sqlite3
+
 import faiss
 import numpy as np
 
-from heed.store import VECTORS, current_generation, generation_dir, open_reader
+from heed.store import DB, VECTORS, current_generation, generation_dir, open_reader
 
 from .test_cli import heed
 
@@ -35,6 +38,21 @@ def test_check_reports_differences_and_repair_fixes_them(writable_settings):
     assert "--repair" in found.stderr
     fixed = heed("check", "--index", str(index_dir), "--repair")
     assert fixed.returncode == 0, fixed.stderr
-    assert "2 passages re-embedded, 1 orphan vectors removed" in fixed.stdout
+    # The two lost vectors come back from SQLite's exact copies: nothing needs embedding.
+    assert "(2 restored), 0 passages re-embedded, 1 orphan vectors removed" in fixed.stdout
     assert open_reader(index_dir).consistency().ok
     assert heed("check", "--index", str(index_dir)).returncode == 0
+
+
+def test_repair_embeds_only_passages_without_an_exact_vector(writable_settings):
+    index_dir = writable_settings.index_dir
+    db = generation_dir(index_dir, current_generation(index_dir)) / DB
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("DELETE FROM vectors WHERE id = (SELECT min(id) FROM vectors)")
+        conn.commit()
+    found = heed("check", "--index", str(index_dir))
+    assert found.returncode == 1 and "1 passages without an exact vector" in found.stdout
+    fixed = heed("check", "--index", str(index_dir), "--repair")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "1 passages re-embedded, 0 orphan vectors removed" in fixed.stdout
+    assert open_reader(index_dir).consistency(sample=None).ok

@@ -6,6 +6,7 @@
 does not import a backend's library; :func:`vectors.load_index` does, on first use.
 """
 
+from heed.store.integrity import VECTOR_SAMPLE
 from heed.store.layout import (
     CURRENT,
     DB,
@@ -26,6 +27,7 @@ __all__ = [
     "DB",
     "MANIFEST",
     "VECTORS",
+    "VECTOR_SAMPLE",
     "AnnConfig",
     "Consistency",
     "Manifest",

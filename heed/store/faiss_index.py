@@ -182,13 +182,13 @@ class FaissIndex:
             self.raw.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32
         )
 
-    def fit(self, n: int, exact: ExactVectors) -> FaissIndex:
+    def fit(self, n: int, exact: ExactVectors, rebuild: bool = False) -> FaissIndex:
         """Hold ``n`` vectors in the kind they call for; train a new index when needed."""
         config = self.config
         if config is None:
             raise TypeError("a FaissIndex opened for reading cannot be refitted")
         current = self.kind
-        if not config.needs_training(n, current, self.trained_on):
+        if not rebuild and not config.needs_training(n, current, self.trained_on):
             return self
         kind = config.kind_for(n, current)
         if kind == "flat":
@@ -200,6 +200,25 @@ class FaissIndex:
             raw.add_with_ids(vectors, ids)
         log.info("index rebuilt as %s for %d vectors (was %s)", kind, n, current)
         return FaissIndex(raw, config.nprobe, n if kind == "ivf" else 0, config)
+
+    def mismatched(self, ids: NDArray[np.int64], exact: NDArray[np.float32]) -> list[int]:
+        ivf = faiss.try_extract_index_ivf(self.raw)
+        want = exact
+        if ivf is not None:
+            try:  # reconstruct by id needs an id -> code map; ids are rowids: a hash table
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            except RuntimeError:
+                return [int(i) for i in ids]
+            want = self.raw.sa_decode(self.raw.sa_encode(exact))  # the exact vector's own code
+        wrong = []
+        for pid, expected in zip(ids, want, strict=True):
+            try:
+                got = self.raw.reconstruct(int(pid))
+            except RuntimeError:
+                got = None
+            if got is None or np.abs(got - expected).max() > 1e-5:
+                wrong.append(int(pid))
+        return wrong
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self.raw, str(folder / VECTORS))

@@ -57,6 +57,7 @@ class Manifest(BaseModel):
     # (heed/scripts.py). Read-path defaults follow them; an older index reads as English.
     scripts: dict[str, float] = {}
     embed_reason: str = ""
+    vectors_sha256: str | None = None  # of vectors.faiss; None in indexes from before it existed
 
 
 def current_generation(index_dir: Path) -> int | None:
@@ -138,9 +139,13 @@ def lock_writer(index_dir: Path, wait_s: float = 0.0) -> IO[str]:
 
 
 def unlock(handle: IO[str]) -> None:
+    """Release the writer lock; idempotent, and the handle is closed even if unlocking fails."""
     if not handle.closed:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
 
 
 def remove_unpublished(index_dir: Path, live: int | None) -> None:

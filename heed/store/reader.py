@@ -6,18 +6,25 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from heed.errors import DocumentNotFound, IndexFormatError, IndexNotFound, UnknownFilterField
+from heed.errors import (
+    DocumentNotFound,
+    IndexFormatError,
+    IndexNotFound,
+    UnknownFilterField,
+    VectorsUnavailable,
+)
 from heed.keywords import fts_query, match_expression
+from heed.store.integrity import VECTOR_SAMPLE, lacking_exact, load_checked, wrong_vectors
 from heed.store.layout import DB, current_generation, generation_dir, read_manifest
 from heed.store.schema import has_vector_table, id_diff, marks, unblob
-from heed.store.vectors import load_index
+from heed.store.vectors import VectorIndex
 
 
 @dataclass
@@ -45,6 +52,10 @@ class Consistency:
     manifest_counts: tuple[int, int]
     actual_counts: tuple[int, int]
     index: str = "flat"  # the index kind and its parameters, as Reader.describe_index says
+    vectors_problem: str | None = None  # vectors.faiss unreadable, or not what the manifest says
+    vectors_checked: int = 0  # passages whose indexed vector was compared with the exact one
+    wrong_vectors: list[int] = field(default_factory=list)  # ... and did not match it
+    missing_exact: list[int] = field(default_factory=list)  # passages without a SQLite vector
 
     @property
     def ok(self) -> bool:
@@ -52,6 +63,9 @@ class Consistency:
             not self.missing_vectors
             and not self.orphan_vectors
             and self.manifest_counts == self.actual_counts
+            and self.vectors_problem is None
+            and not self.wrong_vectors
+            and not self.missing_exact
         )
 
 
@@ -64,14 +78,17 @@ class Reader:
         self.generation = generation
         self.folder = folder or generation_dir(index_dir, generation)
         self.manifest = read_manifest(self.folder)
-        self.index = load_index(self.folder, self.manifest)
         try:
             conn = sqlite3.connect(
                 f"file:{self.folder / DB}?mode=ro", uri=True, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise IndexFormatError(f"{self.folder}: cannot open index ({exc})") from None
+        # Damaged vectors leave keyword search and documents working: dense raises instead.
+        self.index: VectorIndex | None
+        self.index, self.vectors_problem = load_checked(self.folder, self.manifest)
         self.db = conn
+        self.closed = False
         self._lock = threading.Lock()
         self._exact_vectors = has_vector_table(self.db)
         self.metadata_fields = {
@@ -86,7 +103,24 @@ class Reader:
             return self.db.execute(sql, list(params)).fetchall()
 
     def close(self) -> None:
-        self.db.close()
+        """Close the SQLite connection and drop the vectors (the engine calls it when retired)."""
+        with self._lock:
+            self.db.close()
+            self.index, self.closed = None, True
+
+    @property
+    def vectors_ok(self) -> bool:
+        return self.vectors_problem is None and self.index is not None
+
+    def ann_index(self) -> VectorIndex:
+        """The vector index, or VectorsUnavailable while it is damaged."""
+        if self.vectors_problem or self.index is None:
+            raise VectorsUnavailable(
+                f"generation {self.generation}: {self.vectors_problem or 'closed'}; dense "
+                "search is unavailable, keyword search still works; `heed check --repair` "
+                "rebuilds the vector index from the exact vectors in SQLite"
+            )
+        return self.index
 
     # filters ---------------------------------------------------------------------------------
     def _filter_sql(self, filters: dict[str, Any] | None) -> tuple[str, list[Any]]:
@@ -122,7 +156,7 @@ class Reader:
             allowed = self.passage_ids(filters)
             if not len(allowed):
                 return []
-        return self.index.search(query_vec, k, allowed)
+        return self.ann_index().search(query_vec, k, allowed)
 
     def keyword(
         self,
@@ -157,7 +191,7 @@ class Reader:
         if not ids:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
         if not self._exact_vectors:  # written before the vectors table: a flat, exact index
-            return self.index.reconstruct_batch(ids)
+            return self.ann_index().reconstruct_batch(ids)
         found = dict(self._query(f"SELECT id, v FROM vectors WHERE id IN ({marks(ids)})", ids))
         missing = [i for i in ids if i not in found]
         if missing:
@@ -213,22 +247,40 @@ class Reader:
 
     def describe_index(self) -> str:
         """Index kind and parameters, e.g. ``ivf-sq8 nlist=4096 nprobe=16 trained_on=1000000``."""
+        if self.index is None:
+            return f"{self.manifest.index_type} (unreadable)"
         return self.index.describe()
 
-    def consistency(self) -> Consistency:
+    def consistency(self, sample: int | None = VECTOR_SAMPLE) -> Consistency:
+        """Ids, counts, the vector file's checksum, and ``sample`` vectors (None: all) compared
+        with their exact copies. For `heed check`: on IVF it adds an id map to this index."""
         with self._lock:
-            missing, orphans = id_diff(self.db, self.index)
             docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
             passages = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+            missing: list[int] = []
+            orphans: list[int] = []
+            wrong: list[int] = []
+            ids: list[int] = []
+            missing_exact = lacking_exact(self.db) if self._exact_vectors else []
+            if self.index is not None:
+                missing, orphans = id_diff(self.db, self.index)
+                order = "ORDER BY id" if sample is None else "ORDER BY random() LIMIT ?"
+                params = [] if sample is None else [sample]
+                ids = [r[0] for r in self.db.execute(f"SELECT id FROM passages {order}", params)]
+                wrong = wrong_vectors(self.db, self.index, ids)
         return Consistency(
             generation=self.generation,
             passages=passages,
-            vectors=self.index.count,
+            vectors=0 if self.index is None else self.index.count,
             missing_vectors=missing,
             orphan_vectors=orphans,
             manifest_counts=self.counts(),
             actual_counts=(docs, passages),
             index=self.describe_index(),
+            vectors_problem=self.vectors_problem,
+            vectors_checked=len(ids),
+            wrong_vectors=wrong,
+            missing_exact=missing_exact,
         )
 
 

@@ -110,8 +110,14 @@ class VectorIndex(Protocol):
         """The vectors as the index holds them (lossy for quantised kinds)."""
         ...
 
-    def fit(self, n: int, exact: ExactVectors) -> VectorIndex:
-        """This index, or a new one of the kind ``n`` vectors call for, filled from ``exact``."""
+    def fit(self, n: int, exact: ExactVectors, rebuild: bool = False) -> VectorIndex:
+        """This index, or a new one of the kind ``n`` vectors call for, filled from ``exact``
+        (always a new one with ``rebuild``)."""
+        ...
+
+    def mismatched(self, ids: Ids, exact: Vectors) -> list[int]:
+        """The ids whose stored vector is not what this index makes of their ``exact`` vector
+        (or that it does not hold)."""
         ...
 
     def save(self, folder: Path) -> None: ...
@@ -123,7 +129,7 @@ class VectorIndex(Protocol):
 
 def create_index(dimension: int, config: AnnConfig) -> VectorIndex:
     """An empty index of the configured backend, for a new generation."""
-    return _backend(config.backend).create(dimension, config)
+    return backend(config.backend).create(dimension, config)
 
 
 def load_index(folder: Path, manifest: Manifest, config: AnnConfig | None = None) -> VectorIndex:
@@ -131,7 +137,7 @@ def load_index(folder: Path, manifest: Manifest, config: AnnConfig | None = None
 
     ``config`` is the writer's (how to fit the next size); a reader passes none.
     """
-    return _backend(manifest.backend).load(folder, manifest, config)
+    return backend(manifest.backend).load(folder, manifest, config)
 
 
 class Backend(Protocol):
@@ -142,7 +148,7 @@ class Backend(Protocol):
     def load(self, folder: Path, manifest: Manifest, config: AnnConfig | None) -> VectorIndex: ...
 
 
-def _backend(name: str) -> Backend:
+def backend(name: str) -> Backend:
     """The backend module, imported on first use: only it loads its library."""
     if name == "faiss":
         from heed.store import faiss_index

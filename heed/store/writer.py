@@ -28,8 +28,11 @@ from numpy.typing import NDArray
 from heed.errors import DocumentNotFound, IndexFormatError, ModelMismatch
 from heed.keywords import keyword_form
 from heed.records import Document, Passage, embed_text, text_hash
+from heed.store.fs_errors import storage_error
+from heed.store.integrity import lacking_exact, load_checked, sha256
 from heed.store.layout import (
     DB,
+    VECTORS,
     Manifest,
     current_generation,
     generation_dir,
@@ -43,16 +46,8 @@ from heed.store.layout import (
     unlock,
     write_manifest,
 )
-from heed.store.schema import (
-    SCHEMA,
-    VECTOR_TABLE,
-    blob,
-    has_vector_table,
-    id_diff,
-    marks,
-    unblob,
-)
-from heed.store.vectors import AnnConfig, VectorIndex, create_index, load_index
+from heed.store.schema import SCHEMA, VECTOR_TABLE, blob, has_vector_table, marks, unblob
+from heed.store.vectors import AnnConfig, VectorIndex, create_index
 
 if TYPE_CHECKING:  # imported by Writer: it imports pandas (0.7 s), which reads never need
     import sqlite_utils
@@ -103,6 +98,13 @@ def _backfill_vectors(db: sqlite_utils.Database, index: VectorIndex) -> None:
     db.conn.commit()
 
 
+def _raise_storage_error(exc: BaseException, index_dir: Path) -> None:
+    """Raise the DiskFull / ReadOnlyIndex that ``exc`` stands for; return if it is neither."""
+    error = storage_error(exc, index_dir)
+    if error is not None and error is not exc:
+        raise error from exc
+
+
 class Writer:
     """Builds the next generation from a copy of the live one; :meth:`commit` publishes it.
 
@@ -127,13 +129,38 @@ class Writer:
         self.index_dir = index_dir
         self.keep = keep
         self.ann = ann_config
-        self._lock = lock_writer(index_dir)
+        self.published = False
+        try:
+            self._lock = lock_writer(index_dir)
+        except OSError as exc:  # e.g. a read-only index directory
+            _raise_storage_error(exc, index_dir)
+            raise
+        try:
+            self._start(
+                embed_model, dimension, chunk_tokens, chunk_overlap, rebuild, scripts, embed_reason
+            )
+        except BaseException as exc:  # the lock and the new folder must not outlive a failure
+            self.abort()
+            _raise_storage_error(exc, index_dir)
+            raise
+
+    def _start(
+        self,
+        embed_model: str,
+        dimension: int,
+        chunk_tokens: int,
+        chunk_overlap: int,
+        rebuild: bool,
+        scripts: dict[str, float] | None,
+        embed_reason: str,
+    ) -> None:
+        index_dir = self.index_dir
         live = current_generation(index_dir)
         remove_unpublished(index_dir, live)
         self.base = live
         base_manifest = None if live is None else read_manifest(generation_dir(index_dir, live))
+        self.base_documents = base_manifest.documents if base_manifest else 0
         if base_manifest and not rebuild and base_manifest.embed_model != embed_model:
-            self._release()
             raise ModelMismatch(
                 f"{index_dir} was built with {base_manifest.embed_model!r}, not {embed_model!r}; "
                 "rebuild it (`heed index --rebuild` or `heed reindex`) to change the model"
@@ -152,32 +179,47 @@ class Writer:
             "scripts": scripts or {},
             "embed_reason": embed_reason,
         }
+        damage = None
         if base_manifest and not rebuild:
             # An update keeps what the index was created with.
             self.meta["scripts"] = base_manifest.scripts
             self.meta["embed_reason"] = base_manifest.embed_reason
             base = generation_dir(index_dir, live)  # type: ignore[arg-type]
-            with sqlite3.connect(base / DB) as src, sqlite3.connect(self.folder / DB) as dst:
+            with (
+                contextlib.closing(sqlite3.connect(base / DB)) as src,
+                contextlib.closing(sqlite3.connect(self.folder / DB)) as dst,
+            ):
                 src.backup(dst)
-            self.index: VectorIndex = load_index(base, base_manifest, self.ann)
+            found, damage = load_checked(base, base_manifest, self.ann)
+            self.index: VectorIndex = found or create_index(dimension, self.ann)
         else:
-            sqlite_utils.Database(self.folder / DB).executescript(SCHEMA)
+            with contextlib.closing(sqlite3.connect(self.folder / DB)) as conn:
+                conn.executescript(SCHEMA)
             self.index = create_index(dimension, self.ann)
         self.db = sqlite_utils.Database(self.folder / DB)
         # The folder is thrown away on a crash, so durability is only needed at commit.
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA journal_mode=MEMORY")
         if not has_vector_table(self.db):
+            if damage:
+                raise IndexFormatError(
+                    f"{index_dir}: {damage}, and this index predates the exact vectors in "
+                    "SQLite; rebuild it with `heed index --rebuild`"
+                )
             _backfill_vectors(self.db, self.index)
+        if damage:  # never copy damage forward: the exact vectors are the truth
+            log.warning("generation %s: %s; rebuilding it from the exact vectors", live, damage)
+            self.rebuild_vectors()
         self.db.conn.execute("BEGIN")
 
     # context manager -------------------------------------------------------------------------
     def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is not None:
-            self.abort()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _: Any) -> None:
+        self.abort()  # after commit only releases; otherwise discards the new generation
+        if exc is not None:
+            _raise_storage_error(exc, self.index_dir)
 
     def _release(self) -> None:
         unlock(self._lock)
@@ -279,10 +321,6 @@ class Writer:
         self.db.execute(f"DELETE FROM passages WHERE id IN ({marks(ids)})", ids.tolist())
         return vectors
 
-    def id_diff(self) -> tuple[list[int], list[int]]:
-        """(passages lacking a vector, vectors lacking a passage) in this generation."""
-        return id_diff(self.db, self.index)
-
     def remove_vectors(self, ids: Sequence[int]) -> None:
         """Remove vectors from the index (for real) and from the exact copy."""
         self.index.remove(np.asarray(ids, dtype=np.int64))
@@ -305,9 +343,34 @@ class Writer:
             ((int(i), blob(v)) for i, v in zip(ids, vectors, strict=True)),
         )
 
+    def rebuild_vectors(self) -> int:
+        """A new vector index from the exact vectors in SQLite (no embedding); how many."""
+        n = int(self.db.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        exact = SqliteVectors(self.db, self.dimension)
+        self.index = self.index.fit(n, exact, rebuild=True)
+        return n
+
+    def exact_vector_diff(self) -> tuple[list[int], list[int]]:
+        """(passages without an exact vector, exact vectors without a passage) in SQLite."""
+        extra = self.db.execute(
+            "SELECT v.id FROM vectors v LEFT JOIN passages p ON p.id = v.id WHERE p.id IS NULL"
+        )
+        return lacking_exact(self.db), [r[0] for r in extra]
+
     # publish ---------------------------------------------------------------------------------
     def commit(self, rerank_model: str | None = None) -> Manifest:
-        """Write vectors and manifest, make them durable, then switch ``CURRENT`` to them."""
+        """Write vectors and manifest, make them durable, then switch ``CURRENT`` to them.
+
+        A failure before the switch discards the new generation and releases the lock.
+        """
+        try:
+            return self._commit(rerank_model)
+        except BaseException as exc:
+            self.abort()
+            _raise_storage_error(exc, self.index_dir)
+            raise
+
+    def _commit(self, rerank_model: str | None) -> Manifest:
         docs, passages = self.count()
         self.index = self.index.fit(passages, SqliteVectors(self.db, self.dimension))
         if self.index.count != passages:
@@ -318,6 +381,7 @@ class Writer:
         self.db.conn.close()
         self.index.save(self.folder)
         manifest = Manifest(
+            vectors_sha256=sha256(self.folder / VECTORS),
             generation=self.generation,
             rerank_model=rerank_model,
             documents=docs,
@@ -332,13 +396,18 @@ class Writer:
         write_manifest(self.folder, manifest)
         make_durable(self.folder)
         publish(self.index_dir, self.generation)
+        self.published = True
         prune(self.index_dir, self.keep)
         self._release()
         return manifest
 
     def abort(self) -> None:
-        """Discard the new generation; the live one was never touched."""
-        with contextlib.suppress(sqlite3.Error):
-            self.db.conn.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Discard the new generation unless published, and release the lock; idempotent."""
+        db: sqlite_utils.Database | None = getattr(self, "db", None)  # none if _start failed early
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.conn.close()
+        folder: Path | None = getattr(self, "folder", None)
+        if folder is not None and not self.published:
+            shutil.rmtree(folder, ignore_errors=True)
         self._release()

@@ -24,7 +24,7 @@ def reindex(engine: EngineDep, body: ReindexRequest | None = None) -> JobCreated
     """Rebuild the index from a source (optionally with another bi-encoder), in the background."""
     body = body or ReindexRequest()
     source = Path(body.source) if body.source else None
-    job = engine.jobs.start_reindex(source, body.embed_model)
+    job = engine.jobs.start_reindex(source, body.embed_model, body.allow_shrink)
     return JobCreated(job_id=job.id)
 
 

@@ -32,7 +32,7 @@ from service.schemas import (
 )
 
 router = APIRouter(tags=["documents"])
-ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503, 507)
 PathId = Annotated[DocId, Path(min_length=1, max_length=MAX_ID_CHARS, description=ID_RULE)]
 
 

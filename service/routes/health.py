@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from heed.errors import HeedError
 from heed.store import live_manifest
 from service.deps import EngineDep
-from service.errors import error_response
+from service.errors import error_response, without_paths
 from service.schemas import HealthResponse, error_responses
 
 router = APIRouter(tags=["health"])
@@ -31,7 +32,13 @@ def healthz(engine: EngineDep) -> HealthResponse:
 
 @router.get("/readyz", response_model=HealthResponse, responses=error_responses(503))
 def readyz(engine: EngineDep) -> HealthResponse | JSONResponse:
-    """503 until models are warm and an index is live."""
+    """503 until models are warm and an index is live, and while it cannot serve every mode
+    (a damaged vector index: `vectors_unavailable`, though keyword search goes on)."""
     if not engine.ready:
         return error_response(503, "not_ready", "models loading or no index yet")
+    try:
+        with engine.lease() as searcher:
+            searcher.reader.ann_index()
+    except HeedError as exc:
+        return error_response(503, exc.code, without_paths(str(exc)))
     return healthz(engine)

@@ -26,6 +26,7 @@ from search.similar import Similar, similar_documents
 from service.auth import require_page_reader
 from service.deps import EngineDep
 from service.engine import Engine
+from service.errors import without_paths
 from service.examples import example_queries
 from service.limits import PageSearchSlot
 
@@ -111,21 +112,22 @@ def search_page(
     started = time.perf_counter()
     try:
         if like:
-            found = similar_documents(engine.searcher().reader, like, 10)
+            with engine.lease() as searcher:
+                found = similar_documents(searcher.reader, like, 10)
             context.update(_similar(found, started))
         elif q.strip():
-            searcher = engine.searcher()
-            outcome = searcher.search(
-                q, 10, mode=mode, rerank=use_rerank, explain=searcher.can_explain
-            )
+            with engine.lease() as searcher:
+                outcome = searcher.search(
+                    q, 10, mode=mode, rerank=use_rerank, explain=searcher.can_explain
+                )
+                if use_rerank is None:
+                    context["rerank"] = searcher.defaults.rerank
             context.update(_results(outcome, started))
-            if use_rerank is None:
-                context["rerank"] = searcher.defaults.rerank
         else:
             context["examples"] = _examples(engine)
     except HeedError as exc:
         status = exc.status
-        context["error"] = str(exc)
+        context["error"] = without_paths(str(exc))
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
 
 
@@ -158,9 +160,10 @@ def document_page(
 ) -> HTMLResponse:
     """A whole document; the passage a result came from (``start``-``end``) is marked."""
     try:
-        doc = engine.searcher().reader.document(doc_id)
+        with engine.lease() as searcher:
+            doc = searcher.reader.document(doc_id)
     except HeedError as exc:
-        context: dict[str, Any] = {"doc": None, "error": str(exc), "q": q}
+        context: dict[str, Any] = {"doc": None, "error": without_paths(str(exc)), "q": q}
         return templates.TemplateResponse(request, "document.html", context, status_code=exc.status)
     text = doc["text"]
     if start is not None and end is not None and 0 <= start < end <= len(text):

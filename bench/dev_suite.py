@@ -190,7 +190,7 @@ def main() -> None:
         *(f"{g:+.3f}" for g in average_gain.values()),
         style="bold",
     )
-    console = Console()
+    console = Console(width=120)  # the table, not the terminal, sets the width (logs too)
     console.print(table)
     command = "python -m bench.dev_suite " + " ".join(sys.argv[1:])
     console.print(f"printed by: {command.strip()}")

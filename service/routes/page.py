@@ -136,7 +136,8 @@ def _examples(engine: Engine) -> list[str]:
     if configured is not None:
         return configured
     try:
-        return example_queries(engine.searcher().reader)
+        with engine.lease() as searcher:  # a retired generation is closed by its last lease
+            return example_queries(searcher.reader)
     except HeedError:  # no index yet: the page says so when a search runs
         return []
 

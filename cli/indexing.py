@@ -49,7 +49,12 @@ def run_index(
                     bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
 
             stats = build_index(
-                docs, settings, prune=prune, rebuild=rebuild, on_progress=on_progress
+                docs,
+                settings,
+                prune=prune,
+                rebuild=rebuild,
+                allow_shrink=force,
+                on_progress=on_progress,
             )
             bar.update(docs_task, completed=stats.documents, total=stats.documents)
     else:  # a log file or a pipe: a plain line every few seconds, not a bar redrawn in place
@@ -59,6 +64,7 @@ def run_index(
             settings,
             prune=prune,
             rebuild=rebuild,
+            allow_shrink=force,
             on_progress=ProgressLog("indexing", settings.progress_every_s),
         )
     if stats.embed_reason:  # this run created the index: say which bi-encoder, and why

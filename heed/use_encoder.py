@@ -57,6 +57,14 @@ class UseEncoder:
         self._use = USE(threads=runtime.threads or os.cpu_count() or 1)
         self._lock = threading.Lock()  # one forward pass at a time: it already uses every thread
 
+    def fit_query(self, query: str) -> tuple[str, int]:
+        """USE reads a query of any length whole, so it is never cut here; the count, in MiniLM
+        tokens up to this model's window (so never over it), still tells whether the re-ranker's
+        shorter window cut it (``search.long_queries``)."""
+        with self._lock:
+            ids = self.tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"]
+        return query, min(len(ids), self.max_tokens - 2)
+
     def encode_queries(self, queries: Sequence[str]) -> NDArray[np.float32]:
         return self._encode(list(queries))
 

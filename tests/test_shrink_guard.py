@@ -20,8 +20,11 @@ FORMATS = FIXTURES / "formats"  # 7 documents against the index's 26: a 73 % shr
 
 
 @pytest.fixture
-def server(writable_settings):
-    settings = writable_settings.model_copy(update={"admin_key": SecretStr("admin-secret")})
+def server(writable_settings, tmp_path):
+    """Reindex sources must lie under a source root: the fixtures and this test's folder."""
+    settings = writable_settings.model_copy(
+        update={"admin_key": SecretStr("admin-secret"), "source_roots": [FIXTURES, tmp_path]}
+    )
     with LiveServer(create_app(settings)) as live:
         yield live
 

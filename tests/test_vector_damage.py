@@ -80,7 +80,11 @@ def test_check_finds_random_floats_and_repair_restores_dense_search(
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "rebuilt from" in fixed.stdout and "0 passages re-embedded" in fixed.stdout
     assert heed("check", "--full", "--index", str(index_dir)).returncode == 0
-    assert dense_top(index_dir, encoder) == expected
+    restored = dense_top(index_dir, encoder)
+    if ann_kind == "flat":
+        assert restored == expected
+    else:  # IVF-SQ8 is retrained on the exact vectors: near-ties may swap, the top 5 stay
+        assert [sorted(top) for top in restored] == [sorted(top) for top in expected]
 
 
 def test_a_write_after_damage_does_not_copy_it_forward(damaged_settings, encoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +37,9 @@ def run_index(
     docs = read_documents(
         paths, fields or Fields(), on_error if skip_errors else None, settings.document_limits()
     )
+    build = functools.partial(
+        build_index, docs, settings, prune=prune, rebuild=rebuild, allow_shrink=force
+    )
     if err.is_terminal:
         with progress_bar() as bar:
             docs_task = bar.add_task("documents", total=None)
@@ -48,25 +52,11 @@ def run_index(
                     bar.start_task(emb_task)
                     bar.update(emb_task, completed=p.passages_done, total=p.passages_total)
 
-            stats = build_index(
-                docs,
-                settings,
-                prune=prune,
-                rebuild=rebuild,
-                allow_shrink=force,
-                on_progress=on_progress,
-            )
+            stats = build(on_progress=on_progress)
             bar.update(docs_task, completed=stats.documents, total=stats.documents)
     else:  # a log file or a pipe: a plain line every few seconds, not a bar redrawn in place
         show_progress_lines()
-        stats = build_index(
-            docs,
-            settings,
-            prune=prune,
-            rebuild=rebuild,
-            allow_shrink=force,
-            on_progress=ProgressLog("indexing", settings.progress_every_s),
-        )
+        stats = build(on_progress=ProgressLog("indexing", settings.progress_every_s))
     if stats.embed_reason:  # this run created the index: say which bi-encoder, and why
         err.print(f"bi-encoder [bold]{stats.embed_model}[/]: {stats.embed_reason}")
     if skipped:

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from heed.errors import HeedError
-from heed.keywords import term_spans
+from heed.keywords import match_spans
 from heed.settings import Settings
 from heed.snippets import Mark, snippet
 
@@ -132,7 +132,7 @@ def results_table(query: str, results: Results, where: str) -> Table:
     table = Table(title=Text(title))
     for col in ("#", "score", "doc_id", "title", "passage"):
         table.add_column(col, overflow="fold")
-    terms = term_spans(query, [r.text for r in results.rows])
+    terms = match_spans(query, [r.text for r in results.rows])
     for i, (row, found) in enumerate(zip(results.rows, terms, strict=True), 1):
         explained = row.highlights is not None
         marks = row.highlights if explained else [Mark(a, b) for a, b in found]

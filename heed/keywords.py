@@ -83,7 +83,7 @@ def most_informative(
     return sorted(best, key=order.__getitem__)
 
 
-def term_spans(query: str, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+def match_spans(query: str, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
     """Where the query's keyword terms occur in each text: (start, end) character spans.
 
     Matched as the index matches them (same tokenizer, stemming and MATCH expression), by

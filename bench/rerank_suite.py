@@ -60,6 +60,8 @@ class DiskCachedReranker:
             scores = self.reranker.score(query, list(todo.values()))
             self.cache.update(zip(todo, map(float, scores), strict=True))
             self.scored += len(todo)
+            if self.scored // 500 != (self.scored - len(todo)) // 500:
+                self.save()  # a killed run keeps what it scored
         return np.array([self.cache[k] for k in keys], dtype=np.float32)
 
     def save(self) -> None:
@@ -94,7 +96,7 @@ def measure(
     for name, folder in collections(queries).items():
         collection = load_collection(folder).subset(0, limit)
         index_dir = index_for(f"{name}-{queries}", collection.corpus, settings)
-        cache = OUT / "scores" / model_key(model) / f"{name}-{queries}-{limit}.json"
+        cache = OUT / "scores" / model_key(model) / f"{name}-{queries}.json"
         reranker = DiskCachedReranker(load_reranker(model, runtime), cache)
         models = Models(encoder, reranker)  # type: ignore[arg-type]
         local = settings.model_copy(update={"index_dir": index_dir})

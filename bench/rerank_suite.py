@@ -86,7 +86,11 @@ def index_for(name: str, corpus: Path, settings: Settings) -> Path:
 
 
 def measure(
-    model: str, queries: int, limit: int | None, weights: tuple[float, ...] = WEIGHTS
+    model: str,
+    queries: int,
+    limit: int | None,
+    weights: tuple[float, ...] = WEIGHTS,
+    only: list[str] | None = None,
 ) -> dict[str, dict]:
     """{collection: {"first": {mode: ndcg}, "rerank": {"mode|depth|weight": ndcg}}}."""
     settings = Settings()
@@ -94,6 +98,8 @@ def measure(
     encoder = CachedEncoder(load_bi_encoder(settings.embed_model, runtime))
     out: dict[str, dict] = {}
     for name, folder in collections(queries).items():
+        if only and name not in only:
+            continue
         collection = load_collection(folder).subset(0, limit)
         index_dir = index_for(f"{name}-{queries}", collection.corpus, settings)
         cache = OUT / "scores" / model_key(model) / f"{name}-{queries}.json"
@@ -126,13 +132,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="dev-suite collection size")
     parser.add_argument("--limit", type=int, default=None, help="first N judged queries each")
     parser.add_argument("--name", default="rerank_suite", help="bench/results/<name>.json")
+    parser.add_argument("--only", help="comma-separated collection names (a partial suite)")
     parser.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="re-rank weights")
     args = parser.parse_args()
     console = Console(width=140)
     results = {}
     for model in args.model:
         weights = tuple(float(w) for w in args.weights.split(","))
-        rows = measure(model, args.queries, args.limit, weights)
+        only = args.only.split(",") if args.only else None
+        rows = measure(model, args.queries, args.limit, weights, only)
         settings = list(next(iter(rows.values()))["rerank"])
         summary = {}
         for setting in settings:

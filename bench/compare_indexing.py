@@ -133,7 +133,8 @@ def main() -> None:
         contenders = ["heed", *(c for c in args.contenders if c != "heed")]
         runs.append(compare(corpus, args.batch, contenders))
         console.print(table(runs[-1]))
-    out = write_results(f"compare_indexing_{args.corpus}", {"runs": runs})
+    name = f"compare_indexing_{args.corpus}" + (f"_first{args.docs}" if args.docs else "")
+    out = write_results(name, {"runs": runs})
     console.print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -35,14 +35,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import CORPUS, ENV, ROOT, write_results
+from bench.common import ENV, ROOT, write_results
+from bench.onnx_backends import passages
 from bench.queries import QUERIES
 from heed.models.encoders import BiEncoder, Reranker, resolve_model
 from heed.models.onnx_models import OnnxSentenceEncoder, available_cores
 from heed.models.precision import detect, torch_capability
 from heed.settings import ModelRuntime, Settings
-from indexer.build import chunker_for
-from indexer.sources import read_documents
 
 CANDIDATES = 20
 # (label, backend, precision); ONNX Runtime has no bf16 on x86
@@ -82,13 +81,7 @@ class Passages:
 
 def corpus_passages(settings: Settings, limit: int) -> list[str]:
     encoder = BiEncoder(settings.embed_model, runtime(settings.model_runtime(), "onnx", "fp32"))
-    chunker = chunker_for(encoder, settings)
-    texts: list[str] = []
-    for doc in read_documents([CORPUS]):
-        texts += [p.text for p in chunker.split(doc.text)]
-        if len(texts) >= limit:
-            break
-    return texts[:limit]
+    return passages(settings, encoder, limit)
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
@@ -302,6 +295,19 @@ def summary(k: dict) -> str:
     return "; ".join(parts)
 
 
+def show(title: str, columns: dict[str, Callable[[dict], str]], rows: list[dict]) -> None:
+    """A table: variant, the given columns, then the kernels seen."""
+    t = Table(title=title)
+    t.add_column("variant")
+    for col in columns:
+        t.add_column(col, justify="right")
+    t.add_column("kernels")
+    for r in rows:
+        cells = [fmt(r) for fmt in columns.values()]
+        t.add_row(r["variant"], *cells, summary(r.get("kernels", {"ops": {}})))
+    Console().print(t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=256, help="passages to embed")
@@ -326,61 +332,52 @@ def main() -> None:
             print(json.dumps(row))
         write_results("inference_pair_lengths", {"command": " ".join(sys.argv), "rows": rows})
         return
-    passages = measure_passages(settings, texts, settings.batch_size)
+    embedded = measure_passages(settings, texts, settings.batch_size)
     rerank = measure_rerank(settings, texts, args.repeat)
-    for rows, kind in ((passages, "bi"), (rerank, "rerank")):
+    for rows, kind in ((embedded, "bi"), (rerank, "rerank")):
         for row in rows:
             if not args.no_kernels:
                 row["kernels"] = kernels(kind, row["backend"], row["precision"])
-    base_p, base_r = passages[0]["passages_per_s"], rerank[0]["p50_ms"]
-    for row in passages:
+    base_p, base_r = embedded[0]["passages_per_s"], rerank[0]["p50_ms"]
+    for row in embedded:
         row["speedup"] = round(row["passages_per_s"] / base_p, 2)
     for row in rerank:
         row["speedup"] = round(base_r / row["p50_ms"], 2)
 
-    console = Console()
     where = f"{available_cores()} cores, {cpu.describe()}, torch {torch_capability()}"
-    t = Table(title=f"passages: {len(texts)} chunks, batch {settings.batch_size}; {where}")
-    for col in ("variant", "passages/s", "x fp32", "cos min / mean", "top-10 overlap", "kernels"):
-        t.add_column(col, justify="left" if col in ("variant", "kernels") else "right")
-    for r in passages:
-        t.add_row(
-            r["variant"],
-            f"{r['passages_per_s']:.1f}",
-            f"{r['speedup']:.2f}",
-            f"{r['cos_to_fp32_min']:.5f} / {r['cos_to_fp32_mean']:.5f}",
-            f"{r['dense_top10_overlap']:.3f}",
-            summary(r.get("kernels", {"ops": {}})),
-        )
-    console.print(t)
-    t = Table(
-        title=f"re-rank: {CANDIDATES} candidates x 20 questions x {args.repeat}, pairs <= "
-        f"{settings.rerank_max_tokens} tokens"
+    show(
+        f"passages: {len(texts)} chunks, batch {settings.batch_size}; {where}",
+        {
+            "passages/s": lambda r: f"{r['passages_per_s']:.1f}",
+            "x fp32": lambda r: f"{r['speedup']:.2f}",
+            "cos min / mean": lambda r: f"{r['cos_to_fp32_min']:.5f} / {r['cos_to_fp32_mean']:.5f}",
+            "top-10 overlap": lambda r: f"{r['dense_top10_overlap']:.3f}",
+        },
+        embedded,
     )
-    for col in ("variant", "p50 ms", "p95 ms", "x fp32", "Kendall tau", "top-5", "kernels"):
-        t.add_column(col, justify="left" if col in ("variant", "kernels") else "right")
-    for r in rerank:
-        t.add_row(
-            r["variant"],
-            f"{r['p50_ms']:.0f}",
-            f"{r['p95_ms']:.0f}",
-            f"{r['speedup']:.2f}",
-            f"{r['kendall_tau']:.3f}",
-            f"{r['top5_overlap']:.2f}",
-            summary(r.get("kernels", {"ops": {}})),
-        )
-    console.print(t)
+    show(
+        f"re-rank: {CANDIDATES} candidates x 20 questions x {args.repeat}, pairs <= "
+        f"{settings.rerank_max_tokens} tokens",
+        {
+            "p50 ms": lambda r: f"{r['p50_ms']:.0f}",
+            "p95 ms": lambda r: f"{r['p95_ms']:.0f}",
+            "x fp32": lambda r: f"{r['speedup']:.2f}",
+            "Kendall tau": lambda r: f"{r['kendall_tau']:.3f}",
+            "top-5": lambda r: f"{r['top5_overlap']:.2f}",
+        },
+        rerank,
+    )
     out = write_results(
         "inference_precision",
         {
             "command": "python -m bench.inference_precision " + " ".join(sys.argv[1:]),
             "cpu": {"arch": cpu.arch, "flags": cpu.describe(), "torch": torch_capability()},
             "rerank_max_tokens": settings.rerank_max_tokens,
-            "passages": passages,
+            "passages": embedded,
             "rerank": rerank,
         },
     )
-    console.print(f"wrote {out.relative_to(ROOT)}")
+    Console().print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ AVX2-only Xeon, ARM with and without dot products, no /proc at all); the models 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -111,6 +112,15 @@ def test_check_and_startup_lines_say_which_path_runs_and_why():
     )
     assert lines[1].startswith("re-ranker: int8 on ONNX Runtime (auto: avx512_vnni")
     assert describe_paths(Settings(), cpu(HASWELL))[1].startswith("re-ranker: fp32 on ONNX")
+
+
+def test_serve_logs_which_path_runs_at_start(settings, caplog):
+    from service.engine import Engine
+
+    caplog.set_level(logging.INFO, logger="service.engine")
+    Engine(settings).load_models()
+    logged = [r.getMessage() for r in caplog.records if r.name == "service.engine"]
+    assert logged[:2] == [f"inference {line}" for line in describe_paths(settings)[:2]]
 
 
 # -- the paths, on the real models ----------------------------------------------------------------

@@ -279,8 +279,8 @@ class ModelRuntime:
         )
 
 
-def resolve_precision(kind: str, setting: Precision) -> Resolved:
+def resolve_precision(kind: Literal["bi", "rerank"], setting: Precision) -> Resolved:
     """``auto`` made concrete for this machine's CPU (heed/models/precision.py says why)."""
     from heed.models.precision import choose, detect
 
-    return choose(kind, setting, detect()).precision  # type: ignore[arg-type]
+    return choose(kind, setting, detect()).precision

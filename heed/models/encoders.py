@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from heed.errors import ModelNotFound
 from heed.models.batching import length_sorted_batches
 from heed.models.precision import autocast, int8_copy
-from heed.settings import ModelRuntime
+from heed.settings import ModelRuntime, Resolved
 
 if TYPE_CHECKING:
     from heed.models.onnx_models import OnnxGatedCrossEncoder, OnnxSentenceEncoder
@@ -182,7 +182,7 @@ class BiEncoder:
         return self._onnx is not None and not self.runtime.quantized("bi")
 
     def _encode_torch(
-        self, texts: list[str], batch_size: int, precision: str = "fp32"
+        self, texts: list[str], batch_size: int, precision: Resolved = "fp32"
     ) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -191,7 +191,7 @@ class BiEncoder:
                 from sentence_transformers import SentenceTransformer
 
                 self.model = SentenceTransformer(self._location, device="cpu")
-            with autocast(precision):  # type: ignore[arg-type]
+            with autocast(precision):
                 vecs = self.model.encode(
                     texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=False
                 )

@@ -165,7 +165,9 @@ def int8_copy(module: Any) -> Any:
     if engine in engines and torch.backends.quantized.engine != engine:
         torch.backends.quantized.engine = engine
     spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
-    return quantize_dynamic(copy.deepcopy(module).eval(), spec, dtype=torch.qint8)
+    return quantize_dynamic(  # type: ignore[no-untyped-call]
+        copy.deepcopy(module).eval(), spec, dtype=torch.qint8
+    )
 
 
 def describe_paths(settings: Settings, cpu: CpuFeatures | None = None) -> list[str]:

@@ -195,8 +195,8 @@ class Settings(BaseSettings):
     def model_runtime(self) -> ModelRuntime:
         return ModelRuntime(
             backend=self.backend,
-            embed_precision=resolve_precision("bi", self.embed_precision),
-            rerank_precision=resolve_precision("rerank", self.rerank_precision),
+            embed_precision=resolve_precision("bi", self.embed_precision, self.backend),
+            rerank_precision=resolve_precision("rerank", self.rerank_precision, self.backend),
             optimization=self.onnx_optimization,
             cache_dir=self.model_cache,
             threads=self.threads,
@@ -279,8 +279,10 @@ class ModelRuntime:
         )
 
 
-def resolve_precision(kind: Literal["bi", "rerank"], setting: Precision) -> Resolved:
+def resolve_precision(
+    kind: Literal["bi", "rerank"], setting: Precision, backend: Backend = "onnx"
+) -> Resolved:
     """``auto`` made concrete for this machine's CPU (heed/models/precision.py says why)."""
     from heed.models.precision import choose, detect
 
-    return choose(kind, setting, detect()).precision
+    return choose(kind, setting, detect(), backend).precision

@@ -73,6 +73,13 @@ def test_arm_gets_int8_on_dot_products_but_not_bf16():
     )
 
 
+def test_a_torch_backend_reranker_stays_fp32_under_auto():
+    choice = choose("rerank", "auto", cpu(ZEN4), backend="torch")
+    assert choice.precision == "fp32" and "ONNX Runtime only" in choice.reason
+    assert choose("bi", "auto", cpu(ZEN4), backend="torch").precision == "bf16"
+    assert Settings(backend="torch").model_runtime().rerank_precision == "fp32"
+
+
 def test_an_explicit_precision_is_kept_and_says_when_it_is_emulated():
     assert choose("bi", "fp32", cpu(SAPPHIRE_RAPIDS)).precision == "fp32"
     slow = choose("bi", "bf16", cpu(HASWELL))

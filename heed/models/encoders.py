@@ -214,7 +214,8 @@ class Reranker:
     heed's model runs on the configured backend; a sentence-transformers cross-encoder always
     runs on torch (its ONNX path needs optimum, which heed does not depend on). bf16 always runs on
     torch (ONNX Runtime has no bf16 kernels on x86 CPUs); int8 on torch is a dynamically
-    quantised copy, so explanations keep the fp32 model and its gradients.
+    quantised copy, so explanations keep the fp32 model and its gradients. A sentence-transformers
+    cross-encoder runs in fp32 or bf16.
     """
 
     def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
@@ -248,8 +249,9 @@ class Reranker:
         )
 
     def _scoring_model(self) -> Any:
-        """The torch model that scores: the fp32 one, or its int8 copy (made once)."""
-        if self.runtime.rerank_precision != "int8":
+        """The torch model that scores: the fp32 one, or its int8 copy (made once; heed's model
+        only: a sentence-transformers cross-encoder was never measured in int8)."""
+        if self.runtime.rerank_precision != "int8" or self._st is not None:
             return self.torch_model()
         if self._int8 is None:
             self._int8 = int8_copy(self.torch_model())

@@ -104,8 +104,12 @@ class Choice:
     reason: str
 
 
-def choose(kind: Kind, setting: Precision, cpu: CpuFeatures) -> Choice:
-    """``setting`` resolved for this CPU; an explicit precision is kept, with a note if slow."""
+def choose(kind: Kind, setting: Precision, cpu: CpuFeatures, backend: str = "onnx") -> Choice:
+    """``setting`` resolved for this CPU; an explicit precision is kept, with a note if slow.
+
+    The re-ranker's int8 passed the quality rule on ONNX Runtime only (torch's dynamic int8 is
+    further from fp32), so ``auto`` keeps a torch-backend re-ranker in fp32.
+    """
     if setting != "auto":
         unit = cpu.units(setting)
         if setting == "fp32" or unit:
@@ -120,6 +124,8 @@ def choose(kind: Kind, setting: Precision, cpu: CpuFeatures) -> Choice:
             f"{SETTING[kind]}={setting}, but this CPU has no {setting} units "
             f"({cpu.describe()}): {effect}",
         )
+    if kind == "rerank" and backend != "onnx":
+        return Choice("fp32", "auto: int8 is measured on ONNX Runtime only (HEED_BACKEND=torch)")
     for precision in AUTO[kind]:
         if unit := cpu.units(precision):
             return Choice(precision, f"auto: {unit} present and {precision} keeps nDCG@10")
@@ -176,14 +182,14 @@ def describe_paths(settings: Settings, cpu: CpuFeatures | None = None) -> list[s
     cpu = cpu or detect()
     onnx = settings.backend == "onnx"
     engine = "ONNX Runtime" if onnx else "torch"
-    bi = choose("bi", settings.embed_precision, cpu)
+    bi = choose("bi", settings.embed_precision, cpu, settings.backend)
     if bi.precision == "int8":
         bi_path = f"passages and queries int8 on {engine}"
     else:
         bi_path = f"passages {bi.precision} on torch, queries fp32 on {engine}"
     lines = [f"bi-encoder: {bi_path} ({bi.reason})"]
     if settings.rerank_model and settings.rerank:
-        rr = choose("rerank", settings.rerank_precision, cpu)
+        rr = choose("rerank", settings.rerank_precision, cpu, settings.backend)
         rr_engine = "torch" if rr.precision == "bf16" else engine
         lines.append(f"re-ranker: {rr.precision} on {rr_engine} ({rr.reason})")
     capability = torch_capability()

@@ -22,11 +22,11 @@ def serve(
     import uvicorn
 
     from heed.log import configure_logging
-    from heed.store import current_generation
+    from heed.store.live import live_index
     from service.app import create_app
 
     settings = settings_with(index_dir=index_dir, host=host, port=port)
-    if current_generation(settings.index_dir) is None:
+    if live_index(settings).generation() is None:
         data = settings.corpus
         if not data.exists():  # started outside the checkout: the corpus shipped with heed
             from heed.models.encoders import PROJECT_ROOT

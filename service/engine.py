@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound
+from heed.errors import IndexNotFound, NoLedger
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
 from heed.scripts import model_for_index
 from heed.settings import Settings
-from heed.store import Reader
+from heed.store import Reader, live_manifest
 from heed.store.live import live_index
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
@@ -84,6 +84,15 @@ class Engine:
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run an index change; writes from this process queue here instead of failing busy."""
+        if (
+            self.settings.vector_backend == "milvus"
+            and live_manifest(self.settings.index_dir) is None
+        ):
+            # A stateless replica: writing here would start a new index and switch Milvus to it.
+            raise NoLedger(
+                f"this replica reads Milvus but has no index ledger in {self.settings.index_dir}; "
+                "send writes to the heed process whose HEED_INDEX_DIR holds it"
+            )
         with self._write_lock:
             return change()
 

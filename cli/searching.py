@@ -77,8 +77,10 @@ def eval_(
             rerank_weight=rerank_weight,
             fusion=fusion,
         )
-        # Milvus: never the live index's prefix (the eval index is thrown away afterwards)
-        settings = settings.model_copy(update={"milvus_prefix": f"{settings.milvus_prefix}_eval"})
+        if index_dir is None:  # a throwaway index: never in the live index's Milvus collections
+            settings = settings.model_copy(
+                update={"milvus_prefix": f"{settings.milvus_prefix}_eval"}
+            )
         # A collection may hold empty records (Cranfield has two): report them, index the rest.
         run_index([collection.corpus], settings, fields=Fields(id="_id"), skip_errors=True)
         needs_rerank = any(EVAL_MODES[n].rerank for n in names)

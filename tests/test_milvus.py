@@ -354,3 +354,17 @@ def wait_ready(url: str, timeout: float = 180) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not become ready")
+
+
+def test_serve_on_an_empty_milvus_with_a_faiss_ledger_says_to_migrate(settings, tmp_path):
+    env = {
+        **os.environ,
+        "HEED_VECTOR_BACKEND": "milvus",
+        "HEED_MILVUS_URI": str(tmp_path / "empty.db"),
+    }
+    heed = str(Path(sys.executable).with_name("heed"))
+    done = subprocess.run(
+        [heed, "serve", "--index", str(settings.index_dir)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "heed migrate --to milvus" in " ".join(done.stderr.split())

@@ -41,9 +41,10 @@ class MilvusReader(Reader):
         self.generation = live.manifest.generation
         self.index_dir = self.folder = Path(live.collection)  # for messages only
         self.metadata_fields = set(live.metadata_fields)
-        self.index = MilvusIndex(
+        self.milvus = MilvusIndex(
             target, live.manifest.dimension, live.collection, live.manifest.passages, None
         )
+        self.index = self.milvus
         self.vectors_problem = None
         self.closed = False
 
@@ -55,7 +56,7 @@ class MilvusReader(Reader):
         return True
 
     def ann_index(self) -> VectorIndex:
-        return self.index
+        return self.milvus
 
     def _where(self, filters: dict[str, Any] | None) -> str:
         """A Milvus boolean expression: every filter field equals its value."""
@@ -133,7 +134,7 @@ class MilvusReader(Reader):
         return [r["title"] for r in rows]
 
     def describe_index(self) -> str:
-        return self.index.describe()
+        return self.milvus.describe()
 
     def consistency(self, sample: int | None = None) -> Consistency:
         raise InvalidInput(

@@ -126,7 +126,9 @@ class Settings(BaseSettings):
         "documents refuses unless forced (allow_shrink / --force)",
     )
     vector_backend: VectorBackend = Field(
-        "faiss", description="vector index of new indexes; an index keeps the one that built it"
+        "faiss",
+        description="vector index of new indexes (an index keeps the one that built it; `heed "
+        "migrate` moves it); milvus: `heed serve` also reads the live index from Milvus only",
     )
     milvus_uri: str = Field(
         "var/milvus.db",

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 pytest.importorskip(
     "pymilvus", reason="the milvus extra is not installed: pip install heed[milvus]"
@@ -30,7 +31,8 @@ pytest.importorskip(
     "milvus_lite", reason="the milvus extra is not installed: pip install heed[milvus]"
 )
 
-from heed.errors import UnknownFilterField
+from cli import app
+from heed.errors import HeedError, UnknownFilterField
 from heed.settings import Settings
 from heed.store import current_generation, milvus_index, open_reader
 from heed.store.live import open_live
@@ -282,11 +284,13 @@ def test_reindex_job_builds_a_new_collection_and_switches_with_zero_failed_searc
         assert not failures and len(answered) > 5
         top = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()
         assert top["results"][0]["doc_id"] == "bird-1"
+        write = {"text": "Sea otters crack shellfish open with stones."}  # in place, no switch
+        assert httpx.put(f"{server.url}/documents/otter", json=write, headers=ADMIN).is_success
     after = open_live(moved)
     assert after.collection != before and after.generation == current_generation(moved.index_dir)
     c = milvus_index.client(target_of(moved))
     assert c.describe_alias("job")["collection_name"] == after.collection  # alias follows
-    assert c.has_collection(before)  # the previous one stays for replicas still on it
+    assert c.has_collection(before)  # kept (for replicas still on it) until the next switch
 
 
 def test_a_restarted_lite_server_serves_the_same_index(served, lite_server, models):
@@ -357,14 +361,8 @@ def wait_ready(url: str, timeout: float = 180) -> None:
 
 
 def test_serve_on_an_empty_milvus_with_a_faiss_ledger_says_to_migrate(settings, tmp_path):
-    env = {
-        **os.environ,
-        "HEED_VECTOR_BACKEND": "milvus",
-        "HEED_MILVUS_URI": str(tmp_path / "empty.db"),
-    }
-    heed = str(Path(sys.executable).with_name("heed"))
-    done = subprocess.run(
-        [heed, "serve", "--index", str(settings.index_dir)], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 1
-    assert "heed migrate --to milvus" in " ".join(done.stderr.split())
+    env = {"HEED_VECTOR_BACKEND": "milvus", "HEED_MILVUS_URI": str(tmp_path / "empty.db")}
+    result = CliRunner().invoke(app, ["serve", "--index", str(settings.index_dir)], env=env)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, HeedError)
+    assert "heed migrate --to milvus" in str(result.exception)

@@ -238,8 +238,9 @@ def read_live(target: MilvusTarget) -> Live | None:
 
 
 def switch_live(target: MilvusTarget, live: Live) -> None:
-    """Make ``live.collection`` the one replicas search: one upsert of the meta row; then the
-    alias where the server has them; then drop collections older than the previous one."""
+    """Make ``live.collection`` the one replicas search: one upsert of the meta row; if that
+    changed the collection, point the alias (where the server has them) and drop collections
+    older than the previous one."""
     c = client(target)
     name = _ensure_meta(c, target.prefix)
     before = read_live(target)
@@ -249,6 +250,8 @@ def switch_live(target: MilvusTarget, live: Live) -> None:
         "metadata_fields": live.metadata_fields,
     }
     c.upsert(name, [{"id": META_ID, "live": json.dumps(payload), "v": [0.0, 0.0]}])
+    if before is not None and before.collection == live.collection:
+        return  # a write in place: the previous collection stays until the next switch
     _point_alias(c, target.prefix, live.collection)
     keep = {live.collection} | ({before.collection} if before else set())
     for old in _generation_collections(c, target.prefix):
@@ -376,6 +379,7 @@ class MilvusIndex:
                 _create_passages(c, name, self.dimension)
                 for rows in ledger_rows(db, None):
                     c.insert(name, rows)
+                c.flush(name)  # sealed segments: searches skip scanning the write buffer
                 self.collection = name
             else:
                 for rows in ledger_rows(db, sorted(self.added)):

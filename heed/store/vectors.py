@@ -1,10 +1,11 @@
 """The seam between the store and a vector index: what any backend must do.
 
 :class:`~heed.store.writer.Writer` and :class:`~heed.store.reader.Reader` talk to a
-:class:`VectorIndex` only; a backend lives in its own module (``faiss_index.py``) and is the only
-module that imports its library. The manifest names the backend and its parameters, so a reader
-opens a generation with the backend that wrote it. Vector ids are passage rowids, and the exact
-vectors stay in SQLite (:class:`ExactVectors`), so any backend can be rebuilt from them.
+:class:`VectorIndex` only; a backend lives in its own module (``faiss_index.py``,
+``milvus_index.py``) and is the only module that imports its library. The manifest names the
+backend and its parameters, so a reader opens a generation with the backend that wrote it.
+Vector ids are passage rowids, and the exact vectors stay in SQLite (:class:`ExactVectors`), so
+any backend can be rebuilt from them.
 """
 
 from __future__ import annotations

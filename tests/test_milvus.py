@@ -122,6 +122,15 @@ def test_keyword_scores_are_positive_and_best_first_whatever_milvus_reports(lite
     assert scores and min(scores) > 0 and scores == sorted(scores, reverse=True)
 
 
+def test_a_long_querys_term_statistics_come_from_milvus(settings, lite, models):
+    frequencies = open_live(lite).document_frequencies(['"csv"', '"zebra"'])
+    assert frequencies['"csv"'] > 0 and frequencies['"zebra"'] == 0
+    _, milvus = searchers(settings, lite, models)
+    example = open_reader(settings.index_dir).document("module:csv")["text"]
+    out = milvus.search(example, 3, mode="keyword", rerank=False)
+    assert out.keyword_terms and out.hits[0].passage.doc_id == "module:csv"
+
+
 def test_rerank_explain_and_collapse_on_milvus(settings, lite, models):
     _, milvus = searchers(settings, lite, models)
     out = milvus.search("read a csv file", 5, rerank=True, explain=True)

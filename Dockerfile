@@ -11,7 +11,9 @@ COPY service service
 COPY cli cli
 COPY models models
 COPY data data
-RUN pip install .
+# EXTRAS=milvus (the compose `cluster` profile) adds pymilvus for HEED_VECTOR_BACKEND=milvus
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 # Export (and quantise) both models to ONNX once, at build time, into the image's model cache:
 # the re-ranker in fp32 and int8, since HEED_RERANK_PRECISION=auto picks by the CPU it runs on.
 ENV HEED_MODEL_CACHE=/app/var/models

@@ -1,7 +1,8 @@
 """The on-disk index format. Nothing else in heed opens these files or names these tables.
 
 ``layout`` (paths, manifest, generations, publish), ``schema`` (the SQLite tables), ``writer``
-(a new generation, published atomically), ``reader`` (a read-only snapshot), ``vectors`` (the
+(a new generation, published atomically), ``live`` and ``live_writer`` (small writes in
+place: WAL, base + delta vectors), ``reader`` (a read-only snapshot), ``vectors`` (the
 :class:`VectorIndex` seam) and one module per backend (``faiss_index``). Importing this package
 does not import a backend's library; :func:`vectors.load_index` does, on first use.
 """
@@ -18,6 +19,7 @@ from heed.store.layout import (
     live_manifest,
     read_manifest,
 )
+from heed.store.live import LiveCounts, Probe, live_counts
 from heed.store.reader import Consistency, PassageHit, Reader, open_reader
 from heed.store.vectors import AnnConfig, VectorIndex
 from heed.store.writer import Writer
@@ -30,13 +32,16 @@ __all__ = [
     "VECTOR_SAMPLE",
     "AnnConfig",
     "Consistency",
+    "LiveCounts",
     "Manifest",
     "PassageHit",
+    "Probe",
     "Reader",
     "VectorIndex",
     "Writer",
     "current_generation",
     "generation_dir",
+    "live_counts",
     "live_manifest",
     "open_reader",
     "read_manifest",

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from heed.errors import HeedError
-from heed.store import live_manifest
+from heed.store import live_counts, live_manifest
 from service.deps import EngineDep
 from service.errors import error_response, without_paths
 from service.schemas import HealthResponse, error_responses
@@ -18,13 +18,15 @@ router = APIRouter(tags=["health"])
 def healthz(engine: EngineDep) -> HealthResponse:
     """The process is alive; also says which index generation is live."""
     manifest = live_manifest(engine.settings.index_dir)
-    if manifest is None:
+    counts = live_counts(engine.settings.index_dir)
+    if manifest is None or counts is None:
         return HealthResponse(status="no_index")
     return HealthResponse(
         status="ok",
-        generation=manifest.generation,
-        documents=manifest.documents,
-        passages=manifest.passages,
+        generation=counts.generation,
+        version=counts.version,
+        documents=counts.documents,
+        passages=counts.passages,
         embed_model=manifest.embed_model,
         rerank_model=engine.settings.rerank_model,
     )

@@ -89,7 +89,7 @@ def open_writer(
     ``in_place``, a writer of the live generation itself where its format allows (a small
     write: heed/store/live.py), else the next generation."""
     small = in_place and not rebuild and supports_in_place(settings.index_dir)
-    return (LiveWriter if small else Writer)(
+    writer = (LiveWriter if small else Writer)(
         settings.index_dir,
         embed_model=encoder.name,
         dimension=encoder.dim,
@@ -106,6 +106,9 @@ def open_writer(
         scripts=choice.scripts if choice else None,
         embed_reason=choice.reason if choice else "",
     )
+    if isinstance(writer, LiveWriter):
+        writer.merge_after = settings.merge_after
+    return writer
 
 
 def build_index(

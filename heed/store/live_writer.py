@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError, IndexNotFound, ModelMismatch
+from heed.settings import default
 from heed.store.layout import DB, Manifest, current_generation, generation_dir, read_manifest
 from heed.store.live import merge, read_state
 from heed.store.schema import marks
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_WAIT_S = 60.0  # a small write waits this long for another writer (a batch) to finish
-MERGE_AFTER = 10_000  # delta rows + tombstones that make a commit merge them into a new base
 
 
 def supports_in_place(index_dir: Path) -> bool:
@@ -72,7 +72,7 @@ class StoredHashes(Mapping[str, str]):
 class LiveWriter(Writer):
     """Writes the live generation in place; :meth:`commit` is one durable SQLite commit."""
 
-    merge_after = MERGE_AFTER
+    merge_after: int = default("merge_after")  # delta rows + tombstones that make a merge
     lock_wait_s = WRITE_WAIT_S
 
     def _start(

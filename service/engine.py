@@ -155,10 +155,11 @@ class Engine:
                 reader = Reader(self.settings.index_dir, generation, previous=previous)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
-                old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)
+                current = open_searcher(self.settings, reader, models)
+                old, self._searcher = self._searcher, current
                 self._retire(old)
                 log.info("serving index generation %d version %d", generation, reader.version)
-            return self._searcher
+            return current
 
     def _fresh(self, searcher: Searcher) -> bool:
         """True while no write has committed since the searcher's snapshot was taken."""

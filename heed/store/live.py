@@ -47,7 +47,7 @@ from heed.store.layout import (
     read_manifest,
     write_manifest,
 )
-from heed.store.schema import unblob
+from heed.store.schema import has_vector_table, unblob
 
 if TYPE_CHECKING:
     from heed.store.vectors import AnnConfig, ExactVectors, VectorIndex
@@ -229,7 +229,7 @@ def live_index(
 
 
 def full_index(
-    db: Queryable, folder: Path, manifest: Manifest, config: AnnConfig | None
+    db: sqlite3.Connection, folder: Path, manifest: Manifest, config: AnnConfig | None
 ) -> tuple[VectorIndex | None, str | None]:
     """The generation's whole vector index as a writer fills it: base less tombstones, plus the
     delta; or (None, the damage) when the base cannot be trusted."""
@@ -237,7 +237,7 @@ def full_index(
     where = base_folder(folder, state)
     base_manifest = read_manifest(where) if state else manifest
     index, damage = load_checked(where, base_manifest, config)
-    if index is None or damage or state is None:
+    if index is None or damage or state is None or not has_vector_table(db):
         return index, damage
     damage = base_problem(index, base_manifest)
     if damage:

@@ -128,7 +128,8 @@ class Reader:
         less tombstones, plus the delta; the base itself while there are neither."""
         self.base_index: VectorIndex | None = None
         self.base_manifest = self.manifest  # of the vector file the snapshot's base is in
-        if self.state is None:  # written before in-place writes: one immutable vector file
+        if self.state is None or not has_vector_table(conn):
+            # written before in-place writes (or exact vectors): one immutable vector file
             return load_checked(self.folder, self.manifest)
         if previous is not None and previous.state is not None and previous.base_index is not None:
             same = previous.state.base == self.state.base

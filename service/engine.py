@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound
+from heed.errors import IndexNotFound, ReadOnlyIndex
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
@@ -88,7 +88,13 @@ class Engine:
         The searcher moves to the new snapshot at once, so the old one's read transaction (which
         holds the WAL from being checkpointed past it) ends with its last request."""
         with self._write_lock:
-            result = change()
+            try:
+                result = change()
+            except ReadOnlyIndex:
+                # A snapshot opened while the disk was read-only keeps SQLite's shared memory
+                # read-only for every connection of this process: drop them, try once more.
+                self._drop_snapshots()
+                result = change()
         if self._searcher is not None:
             self.searcher()
         return result
@@ -160,6 +166,16 @@ class Engine:
                 self._retire(old)
                 log.info("serving index generation %d version %d", generation, reader.version)
             return current
+
+    def _drop_snapshots(self) -> None:
+        """Close the version probe and retire the searcher; the next request opens anew."""
+        with self._lock:
+            old, self._searcher = self._searcher, None
+            self._retire(old)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
 
     def _fresh(self, searcher: Searcher) -> bool:
         """True while no write has committed since the searcher's snapshot was taken."""

@@ -16,8 +16,9 @@ from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
-from heed.store import AnnConfig, Writer, live_manifest, open_reader
+from heed.store import Writer, live_manifest, open_reader
 from heed.store.live_writer import LiveWriter, supports_in_place
+from heed.store.vectors import ann_config
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def open_writer(
 ) -> Writer:
     """The next generation of ``settings.index_dir``, for vectors from ``encoder``; with
     ``in_place``, a writer of the live generation itself where its format allows (a small
-    write: heed/store/live.py), else the next generation."""
+    write: heed/store/delta.py), else the next generation."""
     small = in_place and not rebuild and supports_in_place(settings.index_dir)
     writer = (LiveWriter if small else Writer)(
         settings.index_dir,
@@ -97,12 +98,7 @@ def open_writer(
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
-        ann_config=AnnConfig(
-            settings.vector_backend,
-            settings.index_type,
-            settings.ann_threshold,
-            settings.ivf_nprobe,
-        ),
+        ann_config=ann_config(settings),
         scripts=choice.scripts if choice else None,
         embed_reason=choice.reason if choice else "",
     )

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound, ReadOnlyIndex
+from heed.errors import IndexNotFound, NoLedger, ReadOnlyIndex
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
 from heed.scripts import model_for_index
 from heed.settings import Settings
-from heed.store import Probe, Reader, current_generation, live_counts, live_manifest
+from heed.store import Probe, Reader, live_counts, live_manifest
+from heed.store.live import live_index
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
 from search.searcher import Models, Searcher, load_models, open_searcher
@@ -46,6 +47,7 @@ class Engine:
         self._probe: Probe | None = None  # the live generation's latest version
         self._probe_lock = threading.Lock()
         self.jobs = JobRunner(settings)
+        self.live = live_index(settings)  # the index folder, or Milvus for stateless replicas
 
     def _encoder_for(self, reader: Reader) -> BiEncoder:
         """The index's own bi-encoder unless the user named one; or the one a reindex job of
@@ -70,7 +72,7 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        manifest = live_manifest(self.settings.index_dir)
+        manifest = self.live.manifest()
         models = load_models(self.settings, built_with=manifest.embed_model if manifest else None)
         assert models.encoder is not None  # dense searches are served: it is always loaded
         models.encoder.encode_queries(["warm up"])
@@ -81,12 +83,21 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+        return self.encoder is not None and self.live.generation() is not None
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run an index change; writes from this process queue here instead of failing busy.
         The searcher moves to the new snapshot at once, so the old one's read transaction (which
         holds the WAL from being checkpointed past it) ends with its last request."""
+        if (
+            self.settings.vector_backend == "milvus"
+            and live_manifest(self.settings.index_dir) is None
+        ):
+            # A stateless replica: writing here would start a new index and switch Milvus to it.
+            raise NoLedger(
+                f"this replica reads Milvus but has no index ledger in {self.settings.index_dir}; "
+                "send writes to the heed process whose HEED_INDEX_DIR holds it"
+            )
         with self._write_lock:
             try:
                 result = change()
@@ -114,8 +125,17 @@ class Engine:
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""
-        counts = live_counts(self.settings.index_dir)
-        return None if counts is None else (counts.generation, counts.documents, counts.passages)
+        if self.settings.vector_backend != "milvus":  # small writes count in SQLite
+            counts = live_counts(self.settings.index_dir)
+            return (
+                None if counts is None else (counts.generation, counts.documents, counts.passages)
+            )
+        manifest = self.live.manifest()
+        return (
+            None
+            if manifest is None
+            else (manifest.generation, manifest.documents, manifest.passages)
+        )
 
     @contextmanager
     def lease(self) -> Iterator[Searcher]:
@@ -143,7 +163,7 @@ class Engine:
 
     def searcher(self) -> Searcher:
         """The live searcher, unleased: use :meth:`lease` where a request may overlap a switch."""
-        generation = current_generation(self.settings.index_dir)
+        generation = self.live.generation()
         if generation is None:
             raise IndexNotFound(
                 f"no index in {self.settings.index_dir} yet; "
@@ -158,13 +178,14 @@ class Engine:
                 if self.encoder is None:
                     self.load_models()
                 previous = current.reader if current is not None else None
-                reader = Reader(self.settings.index_dir, generation, previous=previous)
+                reader = self.live.open(generation, previous)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
                 current = open_searcher(self.settings, reader, models)
                 old, self._searcher = self._searcher, current
                 self._retire(old)
-                log.info("serving index generation %d version %d", generation, reader.version)
+                version = getattr(reader, "version", 0)
+                log.info("serving index generation %d version %d", generation, version)
             return current
 
     def _drop_snapshots(self) -> None:
@@ -180,7 +201,7 @@ class Engine:
     def _fresh(self, searcher: Searcher) -> bool:
         """True while no write has committed since the searcher's snapshot was taken."""
         reader = searcher.reader
-        if reader.state is None:  # an immutable generation: only CURRENT moves
+        if getattr(reader, "state", None) is None:  # immutable (or Milvus): only CURRENT moves
             return True
         with self._probe_lock:
             if self._probe is None or self._probe.folder != reader.folder:

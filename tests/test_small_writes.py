@@ -1,4 +1,4 @@
-"""Small writes commit in place (heed/store/live.py): a real SIGKILL mid-stream loses no
+"""Small writes commit in place (heed/store/delta.py): a real SIGKILL mid-stream loses no
 acknowledged write, readers never see half a write, the files grow by the change, and concurrent
 API writers queue instead of failing."""
 
@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from heed.records import Document
 from heed.store import current_generation, generation_dir, open_reader
-from heed.store.live import BASES
+from heed.store.delta import BASES
 from indexer.build import build_index, delete_documents
 from service.app import create_app
 

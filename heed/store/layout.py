@@ -173,10 +173,10 @@ def live_files(index_dir: Path) -> Iterator[tuple[int, dict[str, IO[bytes]]]]:
 
     Small writes change ``docs.db`` in place (WAL), so it is copied through SQLite's backup API
     (one snapshot) into a private folder, with the vector base that snapshot names
-    (:func:`heed.store.live.frozen_copy`). A writer may delete an old generation (pruning) or
+    (:func:`heed.store.delta.frozen_copy`). A writer may delete an old generation (pruning) or
     base; if that happens between reading ``CURRENT`` and copying, the next live one is taken.
     """
-    from heed.store.live import frozen_copy
+    from heed.store.delta import frozen_copy
 
     for _ in range(10):
         generation = current_generation(index_dir)

@@ -1,4 +1,4 @@
-"""A small write, in place: one SQLite transaction in the live generation (heed/store/live.py).
+"""A small write, in place: one SQLite transaction in the live generation (heed/store/delta.py).
 
 :class:`LiveWriter` offers what :class:`~heed.store.writer.Writer` offers the indexer (put,
 delete, add_vectors, commit, abort) but writes the live generation's ``docs.db`` in one
@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError, IndexNotFound, ModelMismatch
 from heed.settings import default
+from heed.store.delta import merge, read_state
 from heed.store.layout import DB, Manifest, current_generation, generation_dir, read_manifest
-from heed.store.live import merge, read_state
 from heed.store.schema import marks
 from heed.store.writer import SqliteVectors, Writer
 
@@ -41,6 +41,8 @@ def supports_in_place(index_dir: Path) -> bool:
     live = current_generation(index_dir)
     if live is None:
         return False
+    if read_manifest(generation_dir(index_dir, live)).backend != "faiss":
+        return False  # Milvus writes its collections in place its own way
     path = generation_dir(index_dir, live) / DB
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:

@@ -21,9 +21,9 @@ from heed.errors import (
     VectorsUnavailable,
 )
 from heed.keywords import fts_query, match_expression
+from heed.store.delta import LiveVectors, base_folder, base_problem, live_index, read_state
 from heed.store.integrity import VECTOR_SAMPLE, lacking_exact, load_checked, wrong_vectors
 from heed.store.layout import DB, current_generation, generation_dir, read_manifest
-from heed.store.live import LiveVectors, base_folder, base_problem, live_index, read_state
 from heed.store.schema import has_vector_table, id_diff, marks, unblob
 from heed.store.vectors import VectorIndex
 
@@ -128,8 +128,8 @@ class Reader:
         less tombstones, plus the delta; the base itself while there are neither."""
         self.base_index: VectorIndex | None = None
         self.base_manifest = self.manifest  # of the vector file the snapshot's base is in
-        if self.state is None or not has_vector_table(conn):
-            # written before in-place writes (or exact vectors): one immutable vector file
+        if self.state is None or not has_vector_table(conn) or self.manifest.backend != "faiss":
+            # from before in-place writes (or exact vectors), or Milvus: one vector index
             return load_checked(self.folder, self.manifest)
         if previous is not None and previous.state is not None and previous.base_index is not None:
             same = previous.state.base == self.state.base

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from heed.errors import DocumentNotFound, IndexFormatError, ModelMismatch
 from heed.keywords import keyword_form
 from heed.records import Document, Passage, embed_text, text_hash
+from heed.store.delta import STATE_TABLES, full_index, read_state, reset_state
 from heed.store.fs_errors import storage_error
 from heed.store.integrity import lacking_exact, sha256
 from heed.store.layout import (
@@ -46,7 +47,6 @@ from heed.store.layout import (
     unlock,
     write_manifest,
 )
-from heed.store.live import STATE_TABLES, full_index, read_state, reset_state
 from heed.store.schema import SCHEMA, VECTOR_TABLE, blob, has_vector_table, marks, unblob
 from heed.store.vectors import AnnConfig, VectorIndex, create_index
 
@@ -386,7 +386,7 @@ class Writer:
             raise IndexFormatError(
                 f"refusing to publish: {passages} passages but {self.index.count} vectors"
             )
-        # Small writes go in place from here on (heed/store/live.py): WAL, a fresh state row.
+        # Small writes go in place from here on (heed/store/delta.py): WAL, a fresh state row.
         self.db.executescript(STATE_TABLES)
         self.version = (old.version + 1) if (old := read_state(self.db)) else 1
         reset_state(self.db, docs, passages, self.version)
@@ -411,6 +411,7 @@ class Writer:
         make_durable(self.folder)
         publish(self.index_dir, self.generation)
         self.published = True
+        self.index.published(manifest)  # Milvus: replicas switch to it too
         prune(self.index_dir, self.keep)
         self._release()
         return manifest

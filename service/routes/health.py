@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from heed.errors import HeedError
-from heed.store import live_counts, live_manifest
+from heed.store import live_counts
 from service.deps import EngineDep
 from service.errors import error_response, without_paths
 from service.schemas import HealthResponse, error_responses
@@ -17,16 +17,21 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", response_model=HealthResponse)
 def healthz(engine: EngineDep) -> HealthResponse:
     """The process is alive; also says which index generation is live."""
-    manifest = live_manifest(engine.settings.index_dir)
-    counts = live_counts(engine.settings.index_dir)
-    if manifest is None or counts is None:
+    manifest = engine.live.manifest()
+    if manifest is None:
         return HealthResponse(status="no_index")
+    # small writes change the counts in place (SQLite); Milvus keeps them in its meta row
+    counts = (
+        None
+        if engine.settings.vector_backend == "milvus"
+        else live_counts(engine.settings.index_dir)
+    )
     return HealthResponse(
         status="ok",
-        generation=counts.generation,
-        version=counts.version,
-        documents=counts.documents,
-        passages=counts.passages,
+        generation=manifest.generation,
+        version=counts.version if counts else None,
+        documents=counts.documents if counts else manifest.documents,
+        passages=counts.passages if counts else manifest.passages,
         embed_model=manifest.embed_model,
         rerank_model=engine.settings.rerank_model,
     )

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         5.0, gt=0, description="indexing progress: seconds between log lines (no terminal)"
     )
     keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    merge_after: int = Field(
+        10_000,
+        ge=1,
+        description="small writes: delta passages + tombstones that a write merges into a new "
+        "vector base (until then searched by brute force)",
+    )
     snapshot_dir: Path = Field(
         Path("var/snapshots"),
         description="where `heed snapshot` and /admin/snapshots keep archives",

@@ -169,7 +169,7 @@ def report(
             "fusion": s.fusion,
             "dense_weight": searcher.defaults.dense_weight,
             "candidates": s.candidates,
-            "rerank_weight": s.rerank_weight,
+            "rerank_weight": searcher.defaults.rerank_weight,
         },
         "index": {
             "embed_model": manifest.embed_model,

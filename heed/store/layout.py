@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from heed.errors import IndexBusy, IndexFormatError, IndexNotFound
 from heed.keywords import FTS_TOKENIZER as FTS_TOKENIZER  # the manifest records it
+from heed.tuning import Tuning
 
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
@@ -58,6 +59,7 @@ class Manifest(BaseModel):
     scripts: dict[str, float] = {}
     embed_reason: str = ""
     vectors_sha256: str | None = None  # of vectors.faiss; None in indexes from before it existed
+    tuning: Tuning | None = None  # `heed tune`: this index's read defaults and calibration
 
 
 def current_generation(index_dir: Path) -> int | None:

@@ -33,6 +33,7 @@ def test_help_lists_every_command():
         "reindex",
         "jobs",
         "check",
+        "tune",
         "snapshot",
     ):
         assert command in result.output
@@ -40,7 +41,18 @@ def test_help_lists_every_command():
 
 @pytest.mark.parametrize(
     "command",
-    ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs", "check", "snapshot"],
+    [
+        "index",
+        "serve",
+        "search",
+        "eval",
+        "train-reranker",
+        "reindex",
+        "jobs",
+        "check",
+        "tune",
+        "snapshot",
+    ],
 )
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])

@@ -5,6 +5,11 @@ Against over-fitting a few hundred generated queries, a weight replaces the glob
 only when it wins clearly: a mean nDCG@10 gain of at least :data:`MIN_GAIN`, and more than
 zero at the lower end of a paired bootstrap (:data:`CONFIDENCE`) over the queries. Otherwise
 the default stays, and the measurements say why.
+
+The fusion weight is chosen on the fused list itself (hybrid, not re-ranked): the re-ranker
+only re-orders its head and keeps part of the fused score, so a better fused list is the lever,
+and sweeping it costs no cross-encoder time. The re-rank weight is then swept over the
+re-ranked list, whose cross-encoder scores are computed once and remembered.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from numpy.typing import NDArray
 from heed.scripts import read_defaults
 from heed.tuning import Calibration, Tuning
 from search.evaluation import Collection, evaluate
-from search.modes import EVAL_MODES, eval_name
+from search.modes import EVAL_MODES
 from search.relevance import features, fit
 from search.searcher import Searcher
 
@@ -56,44 +61,46 @@ def tune(
     *,
     seed: int = 0,
     on_step: Callable[[str], None] | None = None,
+    calibrate_modes: list[str] | None = None,
 ) -> Tuning:
     """Weights and calibrations for the index ``searcher`` reads (a held-out copy: see
-    search.self_eval), measured on ``collection``."""
+    search.self_eval), measured on ``collection``; ``calibrate_modes`` (eval names) default
+    to every mode the searcher's models can run."""
     if searcher.reranker is not None and not isinstance(searcher.reranker, CachedReranker):
         searcher.reranker = CachedReranker(searcher.reranker)  # type: ignore[assignment]
     report = on_step or (lambda _: None)
     s = searcher.settings
     base = read_defaults(searcher.reader.manifest.scripts, s)  # what serves without tuning
     rerank = base.rerank and searcher.reranker is not None
-    mode_name = eval_name("hybrid", rerank)
     rng = np.random.default_rng(seed)
     measured: dict[str, float] = {}
 
-    def ndcg(**options: Any) -> NDArray[np.float64]:
+    def ndcg(mode_name: str, **options: Any) -> NDArray[np.float64]:
         result = evaluate(searcher, collection, [mode_name], **options)[mode_name]
         per_query = result.per_query["ndcg@10"]
         return np.array([per_query[q] for q in collection.queries])
 
-    fixed = {"rerank_weight": base.rerank_weight}
     by_weight = {}
     for w in DENSE_WEIGHTS:
-        report(f"{mode_name}: dense_weight {w:g}")
-        by_weight[w] = ndcg(dense_weight=w, **fixed)
+        report(f"hybrid: dense_weight {w:g}")
+        by_weight[w] = ndcg("hybrid", dense_weight=w)
     dense_weight = _choose(by_weight, base.dense_weight, rng, measured, "dense_weight")
 
     rerank_weight = None
     if rerank:
         by_rerank = {}
         for w in RERANK_WEIGHTS:
-            report(f"{mode_name}: rerank_weight {w:g}")
-            by_rerank[w] = ndcg(dense_weight=dense_weight, rerank_weight=w)
+            report(f"hybrid+rerank: rerank_weight {w:g}")
+            by_rerank[w] = ndcg("hybrid+rerank", dense_weight=dense_weight, rerank_weight=w)
         chosen = _choose(by_rerank, base.rerank_weight, rng, measured, "rerank_weight")
         rerank_weight = None if chosen == base.rerank_weight else chosen
 
     calibration = {}
     weights = {"dense_weight": dense_weight, "rerank_weight": rerank_weight or base.rerank_weight}
     for name, spec in EVAL_MODES.items():
-        if spec.rerank and searcher.reranker is None:
+        if (spec.rerank and searcher.reranker is None) or name not in (
+            calibrate_modes or EVAL_MODES
+        ):
             continue
         report(f"calibrating {name}")
         calibration[name] = calibrate(searcher, collection, spec.mode, spec.rerank, **weights)

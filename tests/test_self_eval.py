@@ -49,3 +49,21 @@ def test_held_out_copy_removes_the_query_sentence_from_keyword_search(
         assert copy.document_frequencies([phrase]) == {phrase: 0}
         assert copy.counts()[0] == reader.counts()[0]  # the same documents, shorter
     assert sum(open_reader(settings.index_dir).document_frequencies([phrase]).values()) >= 1
+
+
+def test_eval_self_reports_every_mode_like_eval(settings: Settings, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = tmp_path / "self.json"
+    args = ["eval", "--self", "--index", str(settings.index_dir), "--queries", "10"]
+    result = CliRunner().invoke(app, [*args, "--modes", "bm25,dense", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["queries"] == 10 and set(doc["modes"]) == {"bm25", "dense"}
+    assert all(0.0 < row["ndcg@10"] <= 1.0 for row in doc["modes"].values())
+    both = CliRunner().invoke(app, ["eval", "some/folder", "--self"])
+    assert both.exit_code != 0

@@ -145,3 +145,26 @@ def test_relevance_is_monotone_in_the_fused_score_for_any_fitted_model() -> None
     relevance = [h.relevance for h in hits]
     assert all(0.0 <= p <= 1.0 for p in relevance)
     assert relevance == sorted(relevance, reverse=True)
+
+
+def test_tuning_refuses_to_publish_over_a_newer_generation(
+    writable_settings: Settings, tuning: Tuning
+) -> None:
+    from heed.errors import IndexBusy
+
+    live = open_reader(writable_settings.index_dir).generation
+    with pytest.raises(IndexBusy, match="went live"):
+        publish_tuning(writable_settings.index_dir, live - 1, tuning, 2)
+    assert open_reader(writable_settings.index_dir).generation == live
+
+
+def test_an_update_keeps_the_tuning_and_a_reset_removes_it(tuned: Settings, encoder) -> None:
+    from heed.records import Document
+    from indexer.build import build_index
+
+    doc = Document(doc_id="new:doc", title="A new page", text="Something new to index.")
+    build_index([doc], tuned, encoder=encoder)
+    assert open_reader(tuned.index_dir).manifest.tuning is not None
+    result = runner.invoke(cli_app, ["tune", "--reset", "--index", str(tuned.index_dir)])
+    assert result.exit_code == 0, result.output
+    assert open_reader(tuned.index_dir).manifest.tuning is None

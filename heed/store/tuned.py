@@ -14,14 +14,9 @@ from heed.store.layout import (
     MANIFEST,
     current_generation,
     generation_dir,
-    generations,
-    lock_writer,
-    make_durable,
-    prune,
-    publish,
+    publish_folder,
     read_manifest,
-    remove_unpublished,
-    unlock,
+    staging_folder,
     write_manifest,
 )
 from heed.tuning import Tuning
@@ -31,36 +26,22 @@ def publish_tuning(index_dir: Path, base: int, tuning: Tuning | None, keep: int)
     """Generation ``base`` again with ``tuning`` in its manifest, published; its number.
 
     Refuses (IndexBusy) when another generation went live since ``base`` was measured."""
-    index_dir = Path(index_dir)
-    lock = lock_writer(index_dir, wait_s=60.0)
+    live = current_generation(index_dir)
+    if live != base:  # checked again under the writer lock, when it is published
+        raise IndexBusy(
+            f"{index_dir}: generation {live} went live while generation {base} was in use; "
+            "try again"
+        )
+    source, staged = generation_dir(index_dir, base), staging_folder(index_dir)
     try:
-        live = current_generation(index_dir)
-        if live != base:
-            raise IndexBusy(
-                f"{index_dir}: generation {live} went live while generation {base} was being "
-                "tuned; run `heed tune` again"
-            )
-        remove_unpublished(index_dir, live)
-        generation = max(generations(index_dir), default=0) + 1
-        source, folder = generation_dir(index_dir, base), generation_dir(index_dir, generation)
-        folder.mkdir(parents=True)
-        try:
-            for path in source.iterdir():
-                if path.is_file() and path.name != MANIFEST:
-                    try:
-                        os.link(path, folder / path.name)
-                    except OSError:  # another file system, or links not allowed
-                        shutil.copy2(path, folder / path.name)
-            manifest = read_manifest(source).model_copy(
-                update={"generation": generation, "tuning": tuning}
-            )
-            write_manifest(folder, manifest)
-            make_durable(folder)
-            publish(index_dir, generation)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        prune(index_dir, keep)
-        return generation
-    finally:
-        unlock(lock)
+        for path in source.iterdir():
+            if path.is_file() and path.name != MANIFEST:
+                try:
+                    os.link(path, staged / path.name)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copy2(path, staged / path.name)
+        write_manifest(staged, read_manifest(source).model_copy(update={"tuning": tuning}))
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return publish_folder(index_dir, staged, keep, expect_live=base)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.app import IndexOpt, out, progress_bar, settings_with
+from heed.errors import InvalidInput
 from heed.settings import Settings
 
 if TYPE_CHECKING:  # heavy: `heed --help` must not import the models
@@ -37,6 +38,11 @@ def held_out_searcher(
     from indexer.held_out import held_out_copy
     from search.searcher import Searcher
 
+    if settings.vector_backend != "faiss":
+        raise InvalidInput(
+            "self-evaluation and `heed tune` copy the index folder: the faiss backend only, "
+            f"not {settings.vector_backend}"
+        )
     if models.encoder is None:
         raise ValueError("a self-evaluation needs the bi-encoder")
     with held_out_copy(reader, collection.held_out, settings, models.encoder) as copy:
@@ -56,14 +62,14 @@ def tune(
 ) -> None:
     """Choose this index's fusion weight (and re-rank weight) and fit its `relevance` on
     self-evaluation queries; stored in the manifest, served as the index's default."""
-    from heed.store import open_reader
+    from heed.store.live import open_live
     from heed.store.tuned import publish_tuning
     from search.searcher import load_models
     from search.self_eval import self_eval_collection
     from search.tuning import tune as run_tune
 
     settings = settings_with(index_dir=index_dir)
-    reader = open_reader(settings.index_dir)
+    reader = open_live(settings)
     if reset:
         generation = publish_tuning(
             settings.index_dir, reader.generation, None, settings.keep_generations
@@ -93,13 +99,13 @@ def self_eval(
 ) -> None:
     """`heed eval --self`: the report of `heed eval`, on the index's own documents."""
     from cli.searching import print_report
-    from heed.store import open_reader
+    from heed.store.live import open_live
     from search.evaluation import evaluate, report
     from search.modes import EVAL_MODES
     from search.searcher import load_models
     from search.self_eval import self_eval_collection
 
-    reader = open_reader(settings.index_dir)
+    reader = open_live(settings)
     collection = self_eval_collection(reader, queries=queries, seed=seed)
     needs_rerank = any(EVAL_MODES[n].rerank for n in names)
     models = load_models(

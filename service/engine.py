@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound
+from heed.errors import IndexNotFound, NoLedger
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
 from heed.scripts import model_for_index
 from heed.settings import Settings
-from heed.store import Reader, current_generation, live_manifest
+from heed.store import Reader, live_manifest
+from heed.store.live import live_index
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
 from search.searcher import Models, Searcher, load_models, open_searcher
@@ -43,6 +44,7 @@ class Engine:
         self._users_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.jobs = JobRunner(settings)
+        self.live = live_index(settings)  # the index folder, or Milvus for stateless replicas
 
     def _encoder_for(self, reader: Reader) -> BiEncoder:
         """The index's own bi-encoder unless the user named one; or the one a reindex job of
@@ -67,7 +69,7 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        manifest = live_manifest(self.settings.index_dir)
+        manifest = self.live.manifest()
         models = load_models(self.settings, built_with=manifest.embed_model if manifest else None)
         assert models.encoder is not None  # dense searches are served: it is always loaded
         models.encoder.encode_queries(["warm up"])
@@ -78,10 +80,19 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+        return self.encoder is not None and self.live.generation() is not None
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run an index change; writes from this process queue here instead of failing busy."""
+        if (
+            self.settings.vector_backend == "milvus"
+            and live_manifest(self.settings.index_dir) is None
+        ):
+            # A stateless replica: writing here would start a new index and switch Milvus to it.
+            raise NoLedger(
+                f"this replica reads Milvus but has no index ledger in {self.settings.index_dir}; "
+                "send writes to the heed process whose HEED_INDEX_DIR holds it"
+            )
         with self._write_lock:
             return change()
 
@@ -95,7 +106,7 @@ class Engine:
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""
-        manifest = live_manifest(self.settings.index_dir)
+        manifest = self.live.manifest()
         return (
             None
             if manifest is None
@@ -128,7 +139,7 @@ class Engine:
 
     def searcher(self) -> Searcher:
         """The live searcher, unleased: use :meth:`lease` where a request may overlap a switch."""
-        generation = current_generation(self.settings.index_dir)
+        generation = self.live.generation()
         if generation is None:
             raise IndexNotFound(
                 f"no index in {self.settings.index_dir} yet; "
@@ -141,7 +152,7 @@ class Engine:
             if self._searcher is None or self._searcher.generation != generation:
                 if self.encoder is None:
                     self.load_models()
-                reader = Reader(self.settings.index_dir, generation)
+                reader = self.live.open(generation)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
                 old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)

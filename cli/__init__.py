@@ -8,6 +8,7 @@ from cli.app import app, main
 from cli.indexing import check, index, reindex
 from cli.migrate import migrate
 from cli.searching import eval_, search
+from cli.self_eval import tune
 from cli.serving import jobs, serve
 from cli.snapshots import snapshot_app
 from cli.training import train_reranker
@@ -20,6 +21,7 @@ app.command()(jobs)
 app.command()(check)
 app.command()(migrate)
 app.command("eval")(eval_)
+app.command()(tune)
 app.command("train-reranker")(train_reranker)
 app.add_typer(snapshot_app, name="snapshot")
 

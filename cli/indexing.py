@@ -151,6 +151,11 @@ def check(
         + (f"; sampled scripts: {describe(manifest.scripts)}" if manifest.scripts else "")
     )
     out.print(
+        manifest.tuning.describe()
+        if manifest.tuning
+        else "not tuned: global defaults (`heed tune` chooses this index's own)"
+    )
+    out.print(
         f"generation {report.generation} ({report.index}): {report.passages} passages, "
         f"{report.vectors} vectors; "
         f"{len(report.missing_vectors)} passages without a vector, "

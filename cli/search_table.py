@@ -55,7 +55,9 @@ def search_here(
 
     dense = MODES[settings.mode].dense
     reader = open_live(settings)
-    defaults = read_defaults(reader.manifest.scripts, settings)  # per index: see heed/scripts.py
+    defaults = read_defaults(
+        reader.manifest.scripts, settings, reader.manifest.tuning
+    )  # see heed/scripts.py
     rerank = defaults.rerank if rerank is None else rerank
     searcher = open_searcher(
         settings,

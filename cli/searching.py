@@ -10,6 +10,8 @@ from rich.table import Table
 
 from cli.app import IndexOpt, out, progress_bar, settings_with
 from cli.indexing import run_index
+from cli.self_eval import QueriesOpt, SeedOpt, self_eval
+from heed.errors import InvalidInput
 from search.modes import EVAL_MODES, MODES
 
 MODE_HELP = ", ".join(MODES)
@@ -44,8 +46,9 @@ def search(
 
 def eval_(
     collection_dir: Annotated[
-        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
-    ],
+        Path | None,
+        typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/ (not with --self)"),
+    ] = None,
     index_dir: IndexOpt = None,
     modes: Annotated[str | None, typer.Option(help=EVAL_HELP)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
@@ -57,9 +60,19 @@ def eval_(
         int | None, typer.Option(min=1, help="only the first N judged queries (qrels order)")
     ] = None,
     skip: Annotated[int, typer.Option(min=0, help="skip the first N judged queries")] = 0,
+    self_: Annotated[
+        bool,
+        typer.Option(
+            "--self",
+            help="judged queries made from the index's own documents (titles, headings, "
+            "sentences), no labels needed",
+        ),
+    ] = False,
+    queries: QueriesOpt = 200,
+    seed: SeedOpt = 0,
 ) -> None:
-    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection."""
-    import json
+    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection, or
+    with --self on queries made from the index's own documents."""
     import tempfile
 
     from heed.store.live import open_live
@@ -69,6 +82,12 @@ def eval_(
     from search.searcher import open_searcher
 
     names = parse_modes(modes)
+    if self_ or collection_dir is None:
+        if not self_ or collection_dir is not None:
+            raise InvalidInput("give a BEIR collection folder or --self, one of the two")
+        overrides = {"candidates": candidates, "rerank_weight": rerank_weight, "fusion": fusion}
+        settings = settings_with(index_dir=index_dir, **overrides)
+        return self_eval(settings, names, queries, seed, json_out)
     collection = load_collection(collection_dir, split).subset(skip, limit)
     with tempfile.TemporaryDirectory(prefix="heed-eval-") as tmp:
         settings = settings_with(
@@ -89,8 +108,15 @@ def eval_(
             task = bar.add_task("queries", total=len(collection.queries) * len(names))
             results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))
         doc = report(collection, results, searcher)
+    print_report(doc, json_out)
+
+
+def print_report(doc: dict, json_out: Path | None) -> None:
+    """The eval table on stdout, and the JSON report where asked."""
+    import json
+
     table = Table(
-        title=f"{collection.name}: {doc['queries']} queries, {doc['index']['passages']} passages"
+        title=f"{doc['collection']}: {doc['queries']} queries, {doc['index']['passages']} passages"
     )
     for col in ("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms"):
         table.add_column(col, justify="right" if col != "mode" else "left")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from heed.keywords import CJK_RANGES
+from heed.tuning import Tuning
 
 MULTILINGUAL = "use-multilingual"
 # Share of sampled words in non-Latin scripts from which the multilingual encoder is chosen:
@@ -116,19 +117,27 @@ class ReadDefaults:
     rerank: bool
     dense_weight: float
     term_highlights: bool  # highlights from query-term matches, not from the English model
+    rerank_weight: float = 0.4
 
 
-def read_defaults(scripts: dict[str, float], settings: Any) -> ReadDefaults:
-    """The settings' defaults, or for a non-Latin index the measured ones (a setting the user
-    gave still wins)."""
-    if reads_english(scripts):
-        return ReadDefaults(settings.rerank, settings.dense_weight, term_highlights=False)
+def read_defaults(
+    scripts: dict[str, float], settings: Any, tuning: Tuning | None = None
+) -> ReadDefaults:
+    """The settings' defaults, or for a non-Latin index the measured ones, or what `heed tune`
+    chose for this index (a setting the user gave still wins)."""
+    english = reads_english(scripts)
+    dense_weight = settings.dense_weight if english else FOREIGN_DENSE_WEIGHT
+    rerank_weight = settings.rerank_weight
+    if tuning is not None:
+        dense_weight = tuning.dense_weight
+        rerank_weight = tuning.rerank_weight if tuning.rerank_weight is not None else rerank_weight
     return ReadDefaults(
-        rerank=settings.rerank if explicit(settings, "rerank") else FOREIGN_RERANK,
-        dense_weight=(
-            settings.dense_weight if explicit(settings, "dense_weight") else FOREIGN_DENSE_WEIGHT
+        rerank=settings.rerank if english or explicit(settings, "rerank") else FOREIGN_RERANK,
+        dense_weight=settings.dense_weight if explicit(settings, "dense_weight") else dense_weight,
+        term_highlights=not english,
+        rerank_weight=(
+            settings.rerank_weight if explicit(settings, "rerank_weight") else rerank_weight
         ),
-        term_highlights=True,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from heed.errors import InvalidInput
+from heed.records import Document
 from search.modes import EVAL_MODES, eval_name
 from search.searcher import Searcher
 
@@ -26,10 +27,16 @@ DEPTH = 100
 
 @dataclass
 class Collection:
+    """Judged queries. A BEIR collection's ``corpus`` is its corpus.jsonl; a self-evaluation's
+    (search.self_eval) is the index generation it was drawn from, and ``held_out`` holds that
+    index's documents with each query's own text cut out: it is evaluated on a copy of the index
+    with those documents replaced (indexer.held_out)."""
+
     name: str
     corpus: Path
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    held_out: list[Document] = field(default_factory=list, repr=False)
 
     def subset(self, skip: int = 0, limit: int | None = None) -> Collection:
         """The judged queries from ``skip`` on, at most ``limit`` of them (file order)."""
@@ -43,6 +50,7 @@ class Collection:
             self.corpus,
             {q: self.queries[q] for q in ids},
             {q: self.qrels[q] for q in ids},
+            [d for d in self.held_out if any(d.doc_id in self.qrels[q] for q in ids)],
         )
 
 
@@ -50,6 +58,7 @@ class Collection:
 class ModeResult:
     metrics: dict[str, float]
     latencies_ms: list[float] = field(repr=False)
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)  # metric->
 
     def summary(self) -> dict[str, float]:
         lat = np.array(self.latencies_ms)
@@ -134,8 +143,14 @@ def evaluate(
             run[qid] = {h.passage.doc_id: float(n - i) for i, h in enumerate(outcome.hits)}
             if on_query:
                 on_query(name)
-        scores = ranx_evaluate(qrels, Run(run), list(METRICS), make_comparable=True)
-        results[name] = ModeResult({m: float(scores[m]) for m in METRICS}, latencies)
+        scores = ranx_evaluate(
+            qrels, Run(run), list(METRICS), make_comparable=True, return_mean=False
+        )
+        results[name] = ModeResult(
+            {m: float(np.mean(scores[m])) for m in METRICS},
+            latencies,
+            {m: dict(zip(qrels.keys(), map(float, scores[m]), strict=True)) for m in METRICS},
+        )
     return results
 
 
@@ -154,7 +169,7 @@ def report(
             "fusion": s.fusion,
             "dense_weight": searcher.defaults.dense_weight,
             "candidates": s.candidates,
-            "rerank_weight": s.rerank_weight,
+            "rerank_weight": searcher.defaults.rerank_weight,
         },
         "index": {
             "embed_model": manifest.embed_model,

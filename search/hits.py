@@ -19,6 +19,7 @@ class Hit:
     rerank_score: float | None = None
     highlights: list[Span] | None = None
     retrieved_by: tuple[str, ...] = ()  # "dense" and/or "keyword": the lists that found it
+    relevance: float | None = None  # calibrated probability of relevance (heed tune), 0-1
 
 
 @dataclass

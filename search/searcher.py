@@ -25,7 +25,8 @@ from heed.term_highlights import term_spans
 from search.collapse import best_per_document
 from search.hits import Hit, Outcome
 from search.long_queries import fit_long_query
-from search.modes import MODES, FusionParams
+from search.modes import MODES, FusionParams, eval_name
+from search.relevance import calibration_for, set_relevance
 from search.rerank import rerank as rerank_hits
 
 if TYPE_CHECKING:  # heed.models.explain imports torch: a keyword or ONNX search must not pay for it
@@ -59,7 +60,7 @@ class Searcher:
         self.settings = settings
         self.explainer = explainer
         # Per index: a corpus the English models cannot read gets the measured defaults.
-        self.defaults = read_defaults(reader.manifest.scripts, settings)
+        self.defaults = read_defaults(reader.manifest.scripts, settings, reader.manifest.tuning)
 
     @property
     def can_explain(self) -> bool:
@@ -82,10 +83,14 @@ class Searcher:
         fusion: Fusion | None = None,
         rerank_weight: float | None = None,
         explain: bool = False,
+        dense_weight: float | None = None,
+        min_relevance: float | None = None,
     ) -> Outcome:
         """The best ``k`` results (one passage per document when ``collapse``).
 
         ``explain`` adds highlights from the cross-encoder to each result, re-ranked or not.
+        ``min_relevance`` drops results whose calibrated ``relevance`` is below it (an index
+        `heed tune` has not calibrated for this mode refuses it).
         """
         query = query.strip()
         if not query:
@@ -129,7 +134,14 @@ class Searcher:
         while True:
             t = time.perf_counter()
             hits = self.first_stage(
-                query, query_vec, mode, depth, filters, fusion or s.fusion, long_query.terms
+                query,
+                query_vec,
+                mode,
+                depth,
+                filters,
+                fusion or s.fusion,
+                long_query.terms,
+                dense_weight,
             )
             timings["retrieve"] = timings.get("retrieve", 0.0) + _ms(t)
             if not collapse or depth >= MAX_DEPTH or len(hits) < depth:
@@ -140,7 +152,7 @@ class Searcher:
         if rerank and hits:
             t = time.perf_counter()
             assert self.reranker is not None
-            weight = s.rerank_weight if rerank_weight is None else rerank_weight
+            weight = self.defaults.rerank_weight if rerank_weight is None else rerank_weight
             hits = rerank_hits(self.reranker, model_query, hits, candidates, weight)
             timings["rerank"] = _ms(t)
             cap = self.reranker.query_max_tokens
@@ -150,6 +162,16 @@ class Searcher:
         hits = hits[:k]
         if query_vec is not None:
             self._fill_dense_scores(hits, query_vec)
+        calibration = calibration_for(self.reader.manifest.tuning, mode, rerank, fusion or s.fusion)
+        if calibration is None and min_relevance is not None:
+            raise InvalidInput(
+                f"min_relevance needs calibrated relevance; this index has none for "
+                f"{eval_name(mode, rerank)} search: run `heed tune` on it"
+            )
+        if calibration is not None:
+            set_relevance(hits, calibration)
+            if min_relevance is not None:
+                hits = [h for h in hits if h.relevance is not None and h.relevance >= min_relevance]
         method = None
         if explain and hits:
             t = time.perf_counter()
@@ -175,12 +197,14 @@ class Searcher:
         filters: dict[str, Any] | None,
         fusion: Fusion,
         keyword_terms: list[str] | None = None,
+        dense_weight: float | None = None,
     ) -> list[Hit]:
         """Passage hits before re-ranking, best first (not collapsed)."""
         spec = MODES[mode]
         dense = self.reader.dense(query_vec, depth, filters) if query_vec is not None else []
         keyword = self.reader.keyword(query, depth, filters, keyword_terms) if spec.keyword else []
-        params = FusionParams(fusion, self.settings.rrf_k, self.defaults.dense_weight)
+        weight = self.defaults.dense_weight if dense_weight is None else dense_weight
+        params = FusionParams(fusion, self.settings.rrf_k, weight)
         scored = spec.rank(dense, keyword, params)
         rows = self.reader.passages(pid for pid, _ in scored)
         dense_of, keyword_of = dict(dense), dict(keyword)

@@ -80,6 +80,19 @@ class SearchRequest(BaseModel):
         description="add highlights: the passage words that mattered to the cross-encoder; "
         "k at most HEED_MAX_EXPLAIN_K (default 20)",
     )
+    min_relevance: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="drop results whose `relevance` is below this (needs `heed tune`; 400 "
+        "otherwise); fewer than k results, or none, may come back",
+    )
+    dense_weight: float | None = Field(
+        None, ge=0.0, le=1.0, description="weighted fusion: dense share (default: the index's)"
+    )
+    rerank_weight: float | None = Field(
+        None, ge=0.0, le=1.0, description="re-rank share of the final score (default: the index's)"
+    )
 
     @field_validator("query")
     @classmethod
@@ -106,6 +119,13 @@ class SearchResult(BaseModel):
     dense_score: float | None = Field(None, description="cosine similarity to the query")
     keyword_score: float | None = Field(None, description="BM25, if keyword search found it")
     rerank_score: float | None = Field(None, description="cross-encoder score, if re-ranked")
+    relevance: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="calibrated probability that the result is relevant, fitted per index by "
+        "`heed tune`; never rises as `score` falls; null on an index not tuned",
+    )
     metadata: dict[str, Any]
     highlights: list[Highlight] | None = Field(
         None, description="with explain: words of `text` that drove the cross-encoder's score"
@@ -167,6 +187,9 @@ class HealthResponse(BaseModel):
     passages: int | None = None
     embed_model: str | None = None
     rerank_model: str | None = None
+    tuning: dict[str, Any] | None = Field(
+        None, description="what `heed tune` chose for this index (null: global defaults)"
+    )
 
 
 class ErrorDetail(BaseModel):

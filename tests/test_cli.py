@@ -21,27 +21,28 @@ def heed(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+COMMANDS = [
+    "index",
+    "serve",
+    "search",
+    "eval",
+    "train-reranker",
+    "reindex",
+    "jobs",
+    "check",
+    "tune",
+    "snapshot",
+]
+
+
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in (
-        "index",
-        "serve",
-        "search",
-        "eval",
-        "train-reranker",
-        "reindex",
-        "jobs",
-        "check",
-        "snapshot",
-    ):
+    for command in COMMANDS:
         assert command in result.output
 
 
-@pytest.mark.parametrize(
-    "command",
-    ["index", "serve", "search", "eval", "train-reranker", "reindex", "jobs", "check", "snapshot"],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from heed.errors import IndexBusy, IndexFormatError, IndexNotFound
 from heed.keywords import FTS_TOKENIZER as FTS_TOKENIZER  # the manifest records it
+from heed.tuning import Tuning
 
 FORMAT_VERSION = 1
 CURRENT, LOCK, GENERATIONS = "CURRENT", "LOCK", "generations"
@@ -59,6 +60,7 @@ class Manifest(BaseModel):
     scripts: dict[str, float] = {}
     embed_reason: str = ""
     vectors_sha256: str | None = None  # of vectors.faiss; None in indexes from before it existed
+    tuning: Tuning | None = None  # `heed tune`: this index's read defaults and calibration
 
 
 def current_generation(index_dir: Path) -> int | None:
@@ -206,15 +208,28 @@ def staging_folder(index_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".staged-", dir=root))
 
 
-def publish_folder(index_dir: Path, staged: Path, keep: int, wait_s: float = 60.0) -> int:
+def publish_folder(
+    index_dir: Path,
+    staged: Path,
+    keep: int,
+    wait_s: float = 60.0,
+    expect_live: int | None = None,
+) -> int:
     """Publish a complete, already verified generation folder (a restored snapshot) as the next
     generation: moved into place under the writer lock, made durable, then ``CURRENT`` switched.
 
     ``staged`` must be on the index's file system (e.g. under ``<index>/generations``).
+    ``expect_live``: refuse (IndexBusy) unless that generation is still the live one.
     """
     lock = lock_writer(index_dir, wait_s)
     try:
         live = current_generation(index_dir)
+        if expect_live is not None and live != expect_live:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise IndexBusy(
+                f"{index_dir}: generation {live} went live while generation {expect_live} was "
+                "in use; try again"
+            )
         remove_unpublished(index_dir, live)
         generation = max(generations(index_dir), default=0) + 1
         folder = generation_dir(index_dir, generation)

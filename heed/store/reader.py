@@ -289,6 +289,10 @@ class Reader:
             ],
         }
 
+    def doc_ids(self) -> list[str]:
+        """Every document id, in index order."""
+        return [r[0] for r in self._query("SELECT doc_id FROM documents ORDER BY id")]
+
     def titles(self, limit: int) -> list[str]:
         """Up to ``limit`` non-empty document titles, in index order."""
         rows = self._query(

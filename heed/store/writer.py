@@ -188,6 +188,7 @@ class Writer:
             # An update keeps what the index was created with.
             self.meta["scripts"] = base_manifest.scripts
             self.meta["embed_reason"] = base_manifest.embed_reason
+            self.meta["tuning"] = base_manifest.tuning  # until `heed tune` runs again
             base = generation_dir(index_dir, live)  # type: ignore[arg-type]
             with (
                 contextlib.closing(sqlite3.connect(base / DB)) as src,

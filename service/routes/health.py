@@ -34,6 +34,7 @@ def healthz(engine: EngineDep) -> HealthResponse:
         passages=counts.passages if counts else manifest.passages,
         embed_model=manifest.embed_model,
         rerank_model=engine.settings.rerank_model,
+        tuning=manifest.tuning.summary() if manifest.tuning else None,
     )
 
 

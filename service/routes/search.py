@@ -49,6 +49,9 @@ def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> Sear
             filters=body.filters,
             collapse=body.collapse,
             explain=body.explain,
+            min_relevance=body.min_relevance,
+            dense_weight=body.dense_weight,
+            rerank_weight=body.rerank_weight,
         )
     request.app.state.metrics.observe_search(outcome.timings_ms)
     return to_response(outcome, started, searcher.generation)
@@ -63,9 +66,12 @@ def search_get(
     mode: Mode | None = None,
     rerank: bool | None = None,
     explain: bool = False,
+    min_relevance: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
 ) -> SearchResponse:
     """The same search for a browser or curl: ``/search?q=...&k=5``."""
-    body = SearchRequest(query=q, k=k, mode=mode, rerank=rerank, explain=explain)
+    body = SearchRequest(
+        query=q, k=k, mode=mode, rerank=rerank, explain=explain, min_relevance=min_relevance
+    )
     return search(body, searcher, request)
 
 
@@ -81,6 +87,7 @@ def to_result(h: Hit, explain_method: str | None = None) -> SearchResult:
         dense_score=h.dense_score,
         keyword_score=h.keyword_score,
         rerank_score=h.rerank_score,
+        relevance=h.relevance,
         metadata=h.passage.metadata,
         highlights=None
         if h.highlights is None

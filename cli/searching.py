@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,6 +11,10 @@ from rich.table import Table
 from cli.app import IndexOpt, out, progress_bar, settings_with
 from cli.indexing import run_index
 from search.modes import EVAL_MODES, MODES
+
+if TYPE_CHECKING:
+    from heed.settings import Settings
+    from search.evaluation import Collection
 
 MODE_HELP = ", ".join(MODES)
 EVAL_HELP = "comma-separated: " + ",".join(EVAL_MODES)
@@ -44,8 +48,8 @@ def search(
 
 def eval_(
     collection_dir: Annotated[
-        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
-    ],
+        Path | None, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    ] = None,
     index_dir: IndexOpt = None,
     modes: Annotated[str | None, typer.Option(help=EVAL_HELP)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
@@ -57,18 +61,33 @@ def eval_(
         int | None, typer.Option(min=1, help="only the first N judged queries (qrels order)")
     ] = None,
     skip: Annotated[int, typer.Option(min=0, help="skip the first N judged queries")] = 0,
+    clicks: Annotated[
+        bool, typer.Option("--clicks", help="judge by the readers' clicks on the index instead")
+    ] = False,
+    min_clicks: Annotated[
+        int, typer.Option(min=1, help="--clicks: opens that make a document relevant")
+    ] = 1,
 ) -> None:
-    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection."""
-    import json
+    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection, or
+    (--clicks) on the queries readers clicked a result for, in the index itself."""
     import tempfile
 
-    from heed.store import open_reader
     from indexer.sources import Fields
-    from search.evaluation import evaluate, load_collection, report
+    from search.evaluation import load_collection
     from search.modes import parse_modes
-    from search.searcher import open_searcher
 
     names = parse_modes(modes)
+    if clicks:
+        from search.clicks import clicks_collection
+
+        settings = settings_with(
+            index_dir=index_dir, candidates=candidates, rerank_weight=rerank_weight, fusion=fusion
+        )
+        collection = clicks_collection(settings.index_dir, min_clicks).subset(skip, limit)
+        run_eval(settings, collection, names, json_out)
+        return
+    if collection_dir is None:
+        raise typer.BadParameter("give a collection folder, or --clicks")
     collection = load_collection(collection_dir, split).subset(skip, limit)
     with tempfile.TemporaryDirectory(prefix="heed-eval-") as tmp:
         settings = settings_with(
@@ -79,14 +98,27 @@ def eval_(
         )
         # A collection may hold empty records (Cranfield has two): report them, index the rest.
         run_index([collection.corpus], settings, fields=Fields(id="_id"), skip_errors=True)
-        needs_rerank = any(EVAL_MODES[n].rerank for n in names)
-        searcher = open_searcher(
-            settings, open_reader(settings.index_dir), rerank=needs_rerank, explain=False
-        )
-        with progress_bar() as bar:
-            task = bar.add_task("queries", total=len(collection.queries) * len(names))
-            results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))
-        doc = report(collection, results, searcher)
+        run_eval(settings, collection, names, json_out)
+
+
+def run_eval(
+    settings: Settings, collection: Collection, names: list[str], json_out: Path | None
+) -> None:
+    """Evaluate the live index of ``settings`` on ``collection``; the table, and the JSON."""
+    import json
+
+    from heed.store import open_reader
+    from search.evaluation import evaluate, report
+    from search.searcher import open_searcher
+
+    needs_rerank = any(EVAL_MODES[n].rerank for n in names)
+    searcher = open_searcher(
+        settings, open_reader(settings.index_dir), rerank=needs_rerank, explain=False
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("queries", total=len(collection.queries) * len(names))
+        results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))
+    doc = report(collection, results, searcher)
     table = Table(
         title=f"{collection.name}: {doc['queries']} queries, {doc['index']['passages']} passages"
     )

@@ -20,9 +20,10 @@ from heed.errors import IndexNotFound
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
-from heed.scripts import model_for_index
+from heed.scripts import model_for_index, named_model
 from heed.settings import Settings
 from heed.store import Reader, current_generation, live_manifest
+from heed.store.rollback import Rollback, rollback
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
 from search.searcher import Models, Searcher, load_models, open_searcher
@@ -92,6 +93,16 @@ class Engine:
     def delete(self, doc_ids: Sequence[str]) -> BuildStats:
         """Remove documents (passages, vectors, keyword rows) as one new generation."""
         return self._write(lambda: delete_documents(doc_ids, self.settings, encoder=self.encoder))
+
+    def rollback(self, to: int | None = None) -> Rollback:
+        """Make a kept generation live again (queued behind this process's writes); requests
+        running on the old one finish there, the next ones are served from the new one."""
+        settings = self.settings
+        done = self._write(
+            lambda: rollback(settings.index_dir, to, model=named_model(settings), wait_s=5.0)
+        )
+        self.searcher()  # opened now, so the next request finds it ready
+        return done
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""

@@ -1,0 +1,85 @@
+"""A/B of two index generations: the same judged queries on both, per-mode deltas and the
+queries that gained and lost most (``heed compare``).
+
+The query sets are :class:`~search.evaluation.Collection`\\ s whose judgements name the index's
+own document ids: self-evaluation queries made from the index, a judged collection the index was
+built from, or the readers' clicks. Both generations are searched with the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from search.evaluation import METRICS, Collection, ModeResult, evaluate
+from search.modes import eval_name
+from search.searcher import Searcher
+
+FOCUS = "ndcg@10"  # the metric queries are ranked by in the gained / lost lists
+
+
+def describe(searcher: Searcher) -> dict[str, Any]:
+    m = searcher.reader.manifest
+    return {
+        "generation": m.generation,
+        "created_at": m.created_at.isoformat(),
+        "embed_model": m.embed_model,
+        "documents": m.documents,
+        "passages": m.passages,
+    }
+
+
+def query_changes(
+    collection: Collection, a: ModeResult, b: ModeResult, top: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``top`` queries whose nDCG@10 rose most from A to B, and the ``top`` that fell most."""
+    rows: list[dict[str, Any]] = [
+        {
+            "query_id": qid,
+            "query": collection.queries[qid],
+            "a": round(a.per_query[qid][FOCUS], 4),
+            "b": round(b.per_query[qid][FOCUS], 4),
+            "delta": round(b.per_query[qid][FOCUS] - a.per_query[qid][FOCUS], 4),
+        }
+        for qid in collection.qrels
+    ]
+    rows.sort(key=lambda r: (-r["delta"], r["query_id"]))
+    gained = [r for r in rows if r["delta"] > 0][:top]
+    lost = [r for r in reversed(rows) if r["delta"] < 0][:top]
+    return gained, lost
+
+
+def compare(
+    a: Searcher,
+    b: Searcher,
+    collections: list[Collection],
+    modes: list[str],
+    *,
+    top: int = 5,
+    on_query: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every collection's queries on both generations in every mode: the ``heed compare`` report
+    (``--json``): per set and mode, A's and B's metrics, B - A, and the queries that moved most."""
+    sets = []
+    for collection in collections:
+        on_a = evaluate(a, collection, modes, on_query=on_query)
+        on_b = evaluate(b, collection, modes, on_query=on_query)
+        per_mode = {}
+        for name in modes:
+            gained, lost = query_changes(collection, on_a[name], on_b[name], top)
+            per_mode[name] = {
+                "a": {m: round(on_a[name].metrics[m], 4) for m in METRICS},
+                "b": {m: round(on_b[name].metrics[m], 4) for m in METRICS},
+                "delta": {
+                    m: round(on_b[name].metrics[m] - on_a[name].metrics[m], 4) for m in METRICS
+                },
+                "gained": gained,
+                "lost": lost,
+            }
+        sets.append({"name": collection.name, "queries": len(collection.qrels), "modes": per_mode})
+    return {
+        "a": describe(a),
+        "b": describe(b),
+        "default_mode": eval_name(b.settings.mode, b.defaults.rerank),
+        "sets": sets,
+    }

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.app import IndexOpt, out, progress_bar, settings_with
@@ -82,7 +83,11 @@ def print_comparison(doc: dict[str, Any], focus: str) -> None:
             for label, rows in (("gained", moved["gained"]), ("lost", moved["lost"])):
                 for r in rows:
                     queries.add_row(
-                        label, r["query"], f"{r['a']:.3f}", f"{r['b']:.3f}", signed(r["delta"])
+                        label,
+                        escape(r["query"]),
+                        f"{r['a']:.3f}",
+                        f"{r['b']:.3f}",
+                        signed(r["delta"]),
                     )
                     label = ""
             out.print(queries)
@@ -116,15 +121,18 @@ def compare(
 
     from heed.errors import InvalidInput
     from search.clicks import clicks_collection
-    from search.compare import compare as compare_generations
+    from search.compare import compare_on, comparison
     from search.evaluation import load_collection
-    from search.modes import EVAL_MODES, eval_name, parse_modes
+    from search.modes import EVAL_MODES, parse_modes
 
     settings = settings_with(index_dir=index_dir)
     names = parse_modes(modes)
     rerank = any(EVAL_MODES[n].rerank for n in names)
     loaded: dict[str, Models] = {}
-    searchers = [open_generation(settings, g, loaded, rerank) for g in (a, b)]
+    searchers = (
+        open_generation(settings, a, loaded, rerank),
+        open_generation(settings, b, loaded, rerank),
+    )
     sets: list[Collection] = []
     if self_eval:
         made = self_eval_queries(searchers[0], queries, seed)
@@ -142,12 +150,13 @@ def compare(
     total = 2 * len(names) * sum(len(s.qrels) for s in sets)
     with progress_bar() as bar:
         task = bar.add_task("queries", total=total)
-        doc = compare_generations(
-            searchers[0], searchers[1], sets, names, top=top, on_query=lambda _: bar.advance(task)
-        )
+        found = [
+            compare_on(c, *searchers, names, top=top, on_query=lambda _: bar.advance(task))
+            for c in sets
+        ]
+    doc = comparison(*searchers, found)
     doc["index"] = str(settings.index_dir)
-    default = eval_name(settings.mode, searchers[1].defaults.rerank)
-    print_comparison(doc, default if default in names else names[0])
+    print_comparison(doc, doc["default_mode"] if doc["default_mode"] in names else names[0])
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -49,34 +49,34 @@ def query_changes(
     return gained, lost
 
 
-def compare(
+def compare_on(
+    collection: Collection,
     a: Searcher,
     b: Searcher,
-    collections: list[Collection],
     modes: list[str],
     *,
     top: int = 5,
     on_query: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every collection's queries on both generations in every mode: the ``heed compare`` report
-    (``--json``): per set and mode, A's and B's metrics, B - A, and the queries that moved most."""
-    sets = []
-    for collection in collections:
-        on_a = evaluate(a, collection, modes, on_query=on_query)
-        on_b = evaluate(b, collection, modes, on_query=on_query)
-        per_mode = {}
-        for name in modes:
-            gained, lost = query_changes(collection, on_a[name], on_b[name], top)
-            per_mode[name] = {
-                "a": {m: round(on_a[name].metrics[m], 4) for m in METRICS},
-                "b": {m: round(on_b[name].metrics[m], 4) for m in METRICS},
-                "delta": {
-                    m: round(on_b[name].metrics[m] - on_a[name].metrics[m], 4) for m in METRICS
-                },
-                "gained": gained,
-                "lost": lost,
-            }
-        sets.append({"name": collection.name, "queries": len(collection.qrels), "modes": per_mode})
+    """One query set on both generations in every mode: per mode, A's and B's metrics, B - A,
+    and the ``top`` queries that gained and lost most."""
+    on_a = evaluate(a, collection, modes, on_query=on_query)
+    on_b = evaluate(b, collection, modes, on_query=on_query)
+    per_mode = {}
+    for name in modes:
+        gained, lost = query_changes(collection, on_a[name], on_b[name], top)
+        per_mode[name] = {
+            "a": {m: round(on_a[name].metrics[m], 4) for m in METRICS},
+            "b": {m: round(on_b[name].metrics[m], 4) for m in METRICS},
+            "delta": {m: round(on_b[name].metrics[m] - on_a[name].metrics[m], 4) for m in METRICS},
+            "gained": gained,
+            "lost": lost,
+        }
+    return {"name": collection.name, "queries": len(collection.qrels), "modes": per_mode}
+
+
+def comparison(a: Searcher, b: Searcher, sets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``heed compare`` report (``--json``): both generations and each set's results."""
     return {
         "a": describe(a),
         "b": describe(b),

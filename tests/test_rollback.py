@@ -11,9 +11,16 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from cli import app as cli_app
-from heed.errors import DocumentNotFound, GenerationNotFound, ModelMismatch, NothingToRollBack
+from heed.errors import (
+    DocumentNotFound,
+    GenerationNotFound,
+    IndexBusy,
+    ModelMismatch,
+    NothingToRollBack,
+)
 from heed.records import Document
 from heed.store import current_generation, open_reader
+from heed.store.layout import lock_writer, unlock
 from heed.store.rollback import kept_generations, rollback
 from indexer.build import build_index
 from service.app import create_app
@@ -60,6 +67,17 @@ def test_rollback_refuses_unknown_live_or_missing_older_generations(two_generati
     with pytest.raises(ModelMismatch):
         rollback(settings.index_dir, to=2, model="some-other-model")
     assert current_generation(settings.index_dir) == 1
+
+
+def test_rollback_waits_for_a_running_writer_then_refuses_busy(two_generations, tmp_path):
+    settings = writable_copy(two_generations, tmp_path)
+    writer = lock_writer(settings.index_dir)
+    try:
+        with pytest.raises(IndexBusy):
+            rollback(settings.index_dir, wait_s=0.2)
+    finally:
+        unlock(writer)
+    assert current_generation(settings.index_dir) == 2
 
 
 def test_a_write_after_rollback_builds_on_the_rolled_back_generation(

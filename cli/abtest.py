@@ -66,18 +66,21 @@ def print_comparison(doc: dict[str, Any], focus: str) -> None:
     for found in doc["sets"]:
         table = Table(title=f"{found['name']}: {found['queries']} queries, generation {a} -> {b}")
         table.add_column("mode")
-        for col in ("nDCG@10", "Δ", "Recall@100", "Δ", "MRR@10", "Δ"):
+        for col in ("nDCG@10 A→B", "Δ", "Recall@100", "Δ", "MRR@10", "Δ"):
             table.add_column(col, justify="right")
         for name, row in found["modes"].items():
             cells = []
             for metric in ("ndcg@10", "recall@100", "mrr@10"):
-                cells += [f"{row['a'][metric]:.3f} -> {row['b'][metric]:.3f}"]
+                cells += [f"{row['a'][metric]:.3f}→{row['b'][metric]:.3f}"]
                 cells += [signed(row["delta"][metric])]
             table.add_row(name + (" *" if name == doc["default_mode"] else ""), *cells)
         out.print(table)
         moved = found["modes"][focus]
         if moved["gained"] or moved["lost"]:
-            queries = Table(title=f"{found['name']}, {focus}: queries that moved most (nDCG@10)")
+            queries = Table(
+                title=f"{found['name']}, {focus}: nDCG@10 rose for {moved['queries_gained']} "
+                f"queries and fell for {moved['queries_lost']}; those that moved most"
+            )
             for col in ("", "query", "A", "B", "Δ"):
                 queries.add_column(col, justify="left" if col in ("", "query") else "right")
             for label, rows in (("gained", moved["gained"]), ("lost", moved["lost"])):
@@ -123,7 +126,7 @@ def compare(
     from search.clicks import clicks_collection
     from search.compare import compare_on, comparison
     from search.evaluation import load_collection
-    from search.modes import EVAL_MODES, parse_modes
+    from search.modes import EVAL_MODES, eval_name, parse_modes
 
     settings = settings_with(index_dir=index_dir)
     names = parse_modes(modes)
@@ -156,7 +159,9 @@ def compare(
         ]
     doc = comparison(*searchers, found)
     doc["index"] = str(settings.index_dir)
-    print_comparison(doc, doc["default_mode"] if doc["default_mode"] in names else names[0])
+    # The queries that moved are listed for the default mode, or its first stage if not run.
+    shown = [doc["default_mode"], eval_name(settings.mode, False)]
+    print_comparison(doc, next((n for n in shown if n in names), names[0]))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(doc, indent=2) + "\n")

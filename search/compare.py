@@ -29,10 +29,8 @@ def describe(searcher: Searcher) -> dict[str, Any]:
     }
 
 
-def query_changes(
-    collection: Collection, a: ModeResult, b: ModeResult, top: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The ``top`` queries whose nDCG@10 rose most from A to B, and the ``top`` that fell most."""
+def query_changes(collection: Collection, a: ModeResult, b: ModeResult, top: int) -> dict[str, Any]:
+    """How many queries' nDCG@10 rose and fell from A to B, and the ``top`` of each."""
     rows: list[dict[str, Any]] = [
         {
             "query_id": qid,
@@ -44,9 +42,14 @@ def query_changes(
         for qid in collection.qrels
     ]
     rows.sort(key=lambda r: (-r["delta"], r["query_id"]))
-    gained = [r for r in rows if r["delta"] > 0][:top]
-    lost = [r for r in reversed(rows) if r["delta"] < 0][:top]
-    return gained, lost
+    gained = [r for r in rows if r["delta"] > 0]
+    lost = [r for r in reversed(rows) if r["delta"] < 0]
+    return {
+        "queries_gained": len(gained),
+        "queries_lost": len(lost),
+        "gained": gained[:top],
+        "lost": lost[:top],
+    }
 
 
 def compare_on(
@@ -64,13 +67,11 @@ def compare_on(
     on_b = evaluate(b, collection, modes, on_query=on_query)
     per_mode = {}
     for name in modes:
-        gained, lost = query_changes(collection, on_a[name], on_b[name], top)
         per_mode[name] = {
             "a": {m: round(on_a[name].metrics[m], 4) for m in METRICS},
             "b": {m: round(on_b[name].metrics[m], 4) for m in METRICS},
             "delta": {m: round(on_b[name].metrics[m] - on_a[name].metrics[m], 4) for m in METRICS},
-            "gained": gained,
-            "lost": lost,
+            **query_changes(collection, on_a[name], on_b[name], top),
         }
     return {"name": collection.name, "queries": len(collection.qrels), "modes": per_mode}
 

@@ -53,6 +53,7 @@ def test_compare_reports_per_mode_deltas_and_the_queries_that_lost(two_generatio
         assert row["delta"]["ndcg@10"] < 0  # the CSV page is gone
         assert [q["query_id"] for q in row["lost"]] == ["q1"]
         assert row["lost"][0]["delta"] < 0 and row["gained"] == []
+        assert (row["queries_lost"], row["queries_gained"]) == (1, 0)
     assert "read and write CSV files" in result.output and "lost" in result.output
 
 
@@ -64,6 +65,7 @@ def test_a_generation_compared_with_itself_moves_nothing(two_generations, tmp_pa
     row = json.loads(out.read_text())["sets"][0]["modes"]["bm25"]
     assert set(row["delta"].values()) == {0.0}
     assert row["gained"] == row["lost"] == []
+    assert row["queries_gained"] == row["queries_lost"] == 0
 
 
 def test_compare_on_clicks(two_generations, tmp_path):

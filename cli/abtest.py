@@ -18,19 +18,20 @@ if TYPE_CHECKING:
     from search.searcher import Models, Searcher
 
 
-def self_eval_queries(searcher: Searcher, queries: int, seed: int) -> Collection | None:
-    """Self-evaluation queries made from the generation's own documents, where this heed has
-    them (search.self_eval, issue 19 part 1); None otherwise."""
+def self_evaluation() -> tuple[Any, Any] | None:
+    """The self-evaluation modules (issue 19 part 1: search.self_eval makes the queries,
+    cli.self_eval the held-out copy they run on), or None in a heed without them."""
     import importlib
 
     try:
-        module = importlib.import_module("search.self_eval")
+        return (
+            importlib.import_module("search.self_eval"),
+            importlib.import_module("cli.self_eval"),
+        )
     except ModuleNotFoundError as exc:
-        if exc.name != "search.self_eval":
+        if exc.name not in ("search.self_eval", "cli.self_eval"):
             raise
         return None
-    made: Collection = module.self_eval_collection(searcher.reader, queries=queries, seed=seed)
-    return made
 
 
 def open_generation(
@@ -120,6 +121,7 @@ def compare(
 ) -> None:
     """Two generations of one index on the same judged queries: per-mode deltas of nDCG@10,
     Recall@100 and MRR@10, and the queries that gained and lost most."""
+    import contextlib
     import json
 
     from heed.errors import InvalidInput
@@ -136,27 +138,39 @@ def compare(
         open_generation(settings, a, loaded, rerank),
         open_generation(settings, b, loaded, rerank),
     )
-    sets: list[Collection] = []
-    if self_eval:
-        made = self_eval_queries(searchers[0], queries, seed)
-        if made is not None:
-            sets.append(made)
-    if collection_dir is not None:
-        sets.append(load_collection(collection_dir, split))
-    if clicks:
-        sets.append(clicks_collection(settings.index_dir))
-    if not sets:
-        raise InvalidInput(
-            "nothing to compare on: give --collection DIR (judged on this index's document ids) "
-            "or --clicks"
-        )
-    total = 2 * len(names) * sum(len(s.qrels) for s in sets)
-    with progress_bar() as bar:
-        task = bar.add_task("queries", total=total)
-        found = [
-            compare_on(c, *searchers, names, top=top, on_query=lambda _: bar.advance(task))
-            for c in sets
-        ]
+    # Each query set with the pair of searchers it runs on: self-evaluation queries are cut from
+    # generation A's documents and run on held-out copies of both generations (never on the
+    # index itself, where each query's words are still in its document).
+    sets: list[tuple[Collection, Searcher, Searcher]] = []
+    with contextlib.ExitStack() as stack:
+        modules = self_evaluation() if self_eval else None
+        if modules is not None:
+            made = modules[0].self_eval_collection(searchers[0].reader, queries=queries, seed=seed)
+            held_a, held_b = (
+                stack.enter_context(
+                    modules[1].held_out_searcher(
+                        settings, s.reader, made, loaded[s.reader.manifest.embed_model]
+                    )
+                )
+                for s in searchers
+            )
+            sets.append((made, held_a, held_b))
+        if collection_dir is not None:
+            sets.append((load_collection(collection_dir, split), *searchers))
+        if clicks:
+            sets.append((clicks_collection(settings.index_dir), *searchers))
+        if not sets:
+            raise InvalidInput(
+                "nothing to compare on: give --collection DIR (judged on this index's document "
+                "ids) or --clicks"
+            )
+        total = 2 * len(names) * sum(len(c.qrels) for c, _, _ in sets)
+        with progress_bar() as bar:
+            task = bar.add_task("queries", total=total)
+            found = [
+                compare_on(c, a_, b_, names, top=top, on_query=lambda _: bar.advance(task))
+                for c, a_, b_ in sets
+            ]
     doc = comparison(*searchers, found)
     doc["index"] = str(settings.index_dir)
     # The queries that moved are listed for the default mode, or its first stage if not run.

@@ -35,9 +35,9 @@ def query_changes(collection: Collection, a: ModeResult, b: ModeResult, top: int
         {
             "query_id": qid,
             "query": collection.queries[qid],
-            "a": round(a.per_query[qid][FOCUS], 4),
-            "b": round(b.per_query[qid][FOCUS], 4),
-            "delta": round(b.per_query[qid][FOCUS] - a.per_query[qid][FOCUS], 4),
+            "a": round(a.per_query[FOCUS][qid], 4),
+            "b": round(b.per_query[FOCUS][qid], 4),
+            "delta": round(b.per_query[FOCUS][qid] - a.per_query[FOCUS][qid], 4),
         }
         for qid in collection.qrels
     ]

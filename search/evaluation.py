@@ -50,7 +50,7 @@ class Collection:
 class ModeResult:
     metrics: dict[str, float]
     latencies_ms: list[float] = field(repr=False)
-    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)  # metric->
 
     def summary(self) -> dict[str, float]:
         lat = np.array(self.latencies_ms)
@@ -135,10 +135,14 @@ def evaluate(
             run[qid] = {h.passage.doc_id: float(n - i) for i, h in enumerate(outcome.hits)}
             if on_query:
                 on_query(name)
-        ranked = Run(run).make_comparable(qrels)
-        scores = ranx_evaluate(qrels, ranked, list(METRICS))
-        per_query = {q: {m: float(ranked.scores[m][q]) for m in METRICS} for q in collection.qrels}
-        results[name] = ModeResult({m: float(scores[m]) for m in METRICS}, latencies, per_query)
+        scores = ranx_evaluate(
+            qrels, Run(run), list(METRICS), make_comparable=True, return_mean=False
+        )
+        results[name] = ModeResult(
+            {m: float(np.mean(scores[m])) for m in METRICS},
+            latencies,
+            {m: dict(zip(qrels.keys(), map(float, scores[m]), strict=True)) for m in METRICS},
+        )
     return results
 
 

@@ -11,7 +11,9 @@ COPY service service
 COPY cli cli
 COPY models models
 COPY data data
-RUN pip install .
+# EXTRAS=milvus (the compose `cluster` profile) adds pymilvus for HEED_VECTOR_BACKEND=milvus
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 # Export (and quantise) both models to ONNX once, at build time, into the image's model cache.
 ENV HEED_MODEL_CACHE=/app/var/models
 RUN python -c "from heed.settings import Settings; from heed.models.encoders import load_bi_encoder as b, load_reranker as r; s = Settings(); rt = s.model_runtime(); b(s.embed_model, rt); r(s.rerank_model, rt)"

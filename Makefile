@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: this exact version is the CPU build; anything else pulls CUDA wheels.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,milvus]'  # milvus: the Milvus Lite tests run too
 	touch $(STAMP)
 
 serve: $(STAMP)  ## index data/ on first start, then serve on http://127.0.0.1:8000

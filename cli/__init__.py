@@ -7,6 +7,7 @@ here, in the order `heed --help` lists them.
 from cli.abtest import compare, rollback
 from cli.app import app, main
 from cli.indexing import check, index, reindex
+from cli.migrate import migrate
 from cli.searching import eval_, search
 from cli.serving import jobs, serve
 from cli.snapshots import snapshot_app
@@ -18,6 +19,7 @@ app.command()(search)
 app.command()(reindex)
 app.command()(jobs)
 app.command()(check)
+app.command()(migrate)
 app.command("eval")(eval_)
 app.command()(compare)
 app.command()(rollback)

@@ -49,12 +49,12 @@ def search_here(
 ) -> Results:
     """Search the local index, loading only the models this search needs."""
     from heed.scripts import read_defaults
-    from heed.store import open_reader
+    from heed.store.live import open_live
     from search.modes import MODES
     from search.searcher import open_searcher
 
     dense = MODES[settings.mode].dense
-    reader = open_reader(settings.index_dir)
+    reader = open_live(settings)
     defaults = read_defaults(reader.manifest.scripts, settings)  # per index: see heed/scripts.py
     rerank = defaults.rerank if rerank is None else rerank
     searcher = open_searcher(

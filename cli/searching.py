@@ -96,6 +96,10 @@ def eval_(
             rerank_weight=rerank_weight,
             fusion=fusion,
         )
+        if index_dir is None:  # a throwaway index: never in the live index's Milvus collections
+            settings = settings.model_copy(
+                update={"milvus_prefix": f"{settings.milvus_prefix}_eval"}
+            )
         # A collection may hold empty records (Cranfield has two): report them, index the rest.
         run_index([collection.corpus], settings, fields=Fields(id="_id"), skip_errors=True)
         run_eval(settings, collection, names, json_out)
@@ -107,14 +111,12 @@ def run_eval(
     """Evaluate the live index of ``settings`` on ``collection``; the table, and the JSON."""
     import json
 
-    from heed.store import open_reader
+    from heed.store.live import open_live
     from search.evaluation import evaluate, report
     from search.searcher import open_searcher
 
     needs_rerank = any(EVAL_MODES[n].rerank for n in names)
-    searcher = open_searcher(
-        settings, open_reader(settings.index_dir), rerank=needs_rerank, explain=False
-    )
+    searcher = open_searcher(settings, open_live(settings), rerank=needs_rerank, explain=False)
     with progress_bar() as bar:
         task = bar.add_task("queries", total=len(collection.queries) * len(names))
         results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))

@@ -22,11 +22,19 @@ def serve(
     import uvicorn
 
     from heed.log import configure_logging
-    from heed.store import current_generation
+    from heed.store import live_manifest
+    from heed.store.live import live_index
     from service.app import create_app
 
     settings = settings_with(index_dir=index_dir, host=host, port=port)
-    if current_generation(settings.index_dir) is None:
+    if live_index(settings).generation() is None:
+        local = live_manifest(settings.index_dir)
+        if local is not None and local.backend != settings.vector_backend:
+            raise HeedError(
+                f"{settings.index_dir} keeps its vectors in {local.backend}, and "
+                f"{settings.vector_backend} holds no heed index yet: run `heed migrate --to "
+                f"{settings.vector_backend}` first"
+            )
         data = settings.corpus
         if not data.exists():  # started outside the checkout: the corpus shipped with heed
             from heed.models.encoders import PROJECT_ROOT

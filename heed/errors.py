@@ -159,6 +159,12 @@ class VectorsUnavailable(HeedError):
     code, status = "vectors_unavailable", 503
 
 
+class NoLedger(HeedError):
+    """A write reached a search replica that reads Milvus but holds no index ledger."""
+
+    code, status = "no_ledger", 409
+
+
 class ShrinkRefused(HeedError):
     """A reindex or prune would drop most of the live documents and was not forced."""
 

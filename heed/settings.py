@@ -28,7 +28,7 @@ ExplainMethod = Literal["attention", "gradient"]
 Backend = Literal["torch", "onnx"]
 Quantize = Literal["none", "int8", "rerank"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
-VectorBackend = Literal["faiss"]  # heed.store.vectors: one module per backend
+VectorBackend = Literal["faiss", "milvus"]  # heed.store.vectors: one module per backend
 IndexType = Literal["auto", "flat", "ivf"]  # auto: flat up to ann_threshold passages, then ivf
 
 
@@ -133,7 +133,20 @@ class Settings(BaseSettings):
         "documents refuses unless forced (allow_shrink / --force)",
     )
     vector_backend: VectorBackend = Field(
-        "faiss", description="vector index of new indexes; an index keeps the one that built it"
+        "faiss",
+        description="vector index of new indexes (an index keeps the one that built it; `heed "
+        "migrate` moves it); milvus: `heed serve` also reads the live index from Milvus only",
+    )
+    milvus_uri: str = Field(
+        "var/milvus.db",
+        description="vector_backend milvus: a file path (embedded Milvus Lite) or http(s)://host:"
+        "port (a Milvus server or cluster)",
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus user:password or API token")
+    milvus_prefix: str = Field(
+        "heed",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,30}$",
+        description="Milvus collection and alias names start with it: one prefix per index",
     )
     index_type: IndexType = Field(
         "auto", description="FAISS index: exact flat, IVF-SQ8, or auto (IVF above ann_threshold)"

@@ -16,7 +16,8 @@ from heed.models.encoders import BiEncoder, load_bi_encoder, set_threads
 from heed.records import Document
 from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
-from heed.store import AnnConfig, Writer, live_manifest, open_reader
+from heed.store import Writer, live_manifest, open_reader
+from heed.store.vectors import ann_config
 from indexer.chunking import Chunker
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,7 @@ def open_writer(
         chunk_overlap=settings.chunk_overlap,
         rebuild=rebuild,
         keep=settings.keep_generations,
-        ann_config=AnnConfig(
-            settings.vector_backend,
-            settings.index_type,
-            settings.ann_threshold,
-            settings.ivf_nprobe,
-        ),
+        ann_config=ann_config(settings),
         scripts=choice.scripts if choice else None,
         embed_reason=choice.reason if choice else "",
     )

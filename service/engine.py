@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound
+from heed.errors import IndexNotFound, NoLedger, NothingToRollBack
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.records import Document
 from heed.scripts import model_for_index, named_model
 from heed.settings import Settings
-from heed.store import Reader, current_generation, live_manifest
+from heed.store import Reader, live_manifest
+from heed.store.live import FolderLive, live_index
 from heed.store.rollback import Rollback, rollback
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
@@ -44,6 +45,7 @@ class Engine:
         self._users_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.jobs = JobRunner(settings)
+        self.live = live_index(settings)  # the index folder, or Milvus for stateless replicas
 
     def _encoder_for(self, reader: Reader) -> BiEncoder:
         """The index's own bi-encoder unless the user named one; or the one a reindex job of
@@ -68,7 +70,7 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
-        manifest = live_manifest(self.settings.index_dir)
+        manifest = self.live.manifest()
         models = load_models(self.settings, built_with=manifest.embed_model if manifest else None)
         assert models.encoder is not None  # dense searches are served: it is always loaded
         models.encoder.encode_queries(["warm up"])
@@ -79,10 +81,19 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self.encoder is not None and current_generation(self.settings.index_dir) is not None
+        return self.encoder is not None and self.live.generation() is not None
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run an index change; writes from this process queue here instead of failing busy."""
+        if (
+            self.settings.vector_backend == "milvus"
+            and live_manifest(self.settings.index_dir) is None
+        ):
+            # A stateless replica: writing here would start a new index and switch Milvus to it.
+            raise NoLedger(
+                f"this replica reads Milvus but has no index ledger in {self.settings.index_dir}; "
+                "send writes to the heed process whose HEED_INDEX_DIR holds it"
+            )
         with self._write_lock:
             return change()
 
@@ -98,6 +109,11 @@ class Engine:
         """Make a kept generation live again (queued behind this process's writes); requests
         running on the old one finish there, the next ones are served from the new one."""
         settings = self.settings
+        if not isinstance(self.live, FolderLive):
+            raise NothingToRollBack(
+                "this index lives in Milvus, written in place: it keeps no generations to roll "
+                "back to (rollback needs HEED_VECTOR_BACKEND=faiss)"
+            )
         done = self._write(
             lambda: rollback(settings.index_dir, to, model=named_model(settings), wait_s=5.0)
         )
@@ -106,7 +122,7 @@ class Engine:
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""
-        manifest = live_manifest(self.settings.index_dir)
+        manifest = self.live.manifest()
         return (
             None
             if manifest is None
@@ -139,7 +155,7 @@ class Engine:
 
     def searcher(self) -> Searcher:
         """The live searcher, unleased: use :meth:`lease` where a request may overlap a switch."""
-        generation = current_generation(self.settings.index_dir)
+        generation = self.live.generation()
         if generation is None:
             raise IndexNotFound(
                 f"no index in {self.settings.index_dir} yet; "
@@ -152,7 +168,7 @@ class Engine:
             if self._searcher is None or self._searcher.generation != generation:
                 if self.encoder is None:
                     self.load_models()
-                reader = Reader(self.settings.index_dir, generation)
+                reader = self.live.open(generation)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
                 old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)

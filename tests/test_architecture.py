@@ -27,7 +27,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 # entry points may start the command; nothing imports them
 ENTRY_POINTS = {"heed/__main__.py": ("cli",)}
 # a vector index library is imported by its backend module only
-BACKEND_LIBRARIES = {"faiss": "heed/store/faiss_index.py"}
+BACKEND_LIBRARIES = {"faiss": "heed/store/faiss_index.py", "pymilvus": "heed/store/milvus_index.py"}
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -74,6 +74,11 @@ def test_imports_point_down_the_layers():
         ("service/routes/x.py", "from indexer.sources import Fields\n", "service -> indexer."),
         ("service/app.py", "from cli import app\n", "service -> cli"),
         ("search/searcher.py", "import faiss\n", "search -> faiss (only the backend module)"),
+        (
+            "heed/store/milvus_reader.py",
+            "from pymilvus import MilvusClient\n",
+            "heed -> pymilvus (only the backend module)",
+        ),
     ],
 )
 def test_an_upward_import_is_reported(tmp_path, file, source, reported):

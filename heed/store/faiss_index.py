@@ -223,6 +223,9 @@ class FaissIndex:
     def save(self, folder: Path) -> None:
         faiss.write_index(self.raw, str(folder / VECTORS))
 
+    def published(self, manifest: Manifest) -> None:
+        """Readers find a FAISS generation through ``CURRENT``: nothing to switch here."""
+
     def describe(self) -> str:
         if self.kind == "flat":
             return "flat (exact)"

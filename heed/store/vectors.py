@@ -1,16 +1,17 @@
 """The seam between the store and a vector index: what any backend must do.
 
 :class:`~heed.store.writer.Writer` and :class:`~heed.store.reader.Reader` talk to a
-:class:`VectorIndex` only; a backend lives in its own module (``faiss_index.py``) and is the only
-module that imports its library. The manifest names the backend and its parameters, so a reader
-opens a generation with the backend that wrote it. Vector ids are passage rowids, and the exact
-vectors stay in SQLite (:class:`ExactVectors`), so any backend can be rebuilt from them.
+:class:`VectorIndex` only; a backend lives in its own module (``faiss_index.py``,
+``milvus_index.py``) and is the only module that imports its library. The manifest names the
+backend and its parameters, so a reader opens a generation with the backend that wrote it.
+Vector ids are passage rowids, and the exact vectors stay in SQLite (:class:`ExactVectors`), so
+any backend can be rebuilt from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -18,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heed.errors import IndexFormatError
-from heed.settings import IndexType, VectorBackend
+from heed.settings import IndexType, Settings, VectorBackend
 
 if TYPE_CHECKING:
     from heed.store.layout import Manifest
@@ -32,6 +33,54 @@ MIN_IVF = 2  # fewer vectors than this are always held flat
 
 
 @dataclass(frozen=True)
+class MilvusTarget:
+    """Where a Milvus-backed index lives: a Lite file (absolute path) or an http(s) URI."""
+
+    uri: str
+    prefix: str
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """The URI for messages and logs (never the token)."""
+        return self.uri
+
+
+_TOKENS: dict[str, str | None] = {}  # uri -> token, remembered by milvus_target() at the edge
+
+
+def milvus_target(uri: str, prefix: str, token: str | None) -> MilvusTarget:
+    """A target from settings; a file path is made absolute (the pointer file records it)."""
+    if "://" not in uri:
+        uri = str(Path(uri).expanduser().resolve())
+    _TOKENS[uri] = token
+    return MilvusTarget(uri, prefix, token)
+
+
+def target_of(settings: Settings) -> MilvusTarget:
+    """The Milvus that ``settings`` name (whatever the backend setting says)."""
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    return milvus_target(settings.milvus_uri, settings.milvus_prefix, token)
+
+
+def ann_config(settings: Settings, backend: VectorBackend | None = None) -> AnnConfig:
+    """How new vector indexes are made: ``backend`` (default: the setting) and its sizes."""
+    backend = backend or settings.vector_backend
+    return AnnConfig(
+        backend,
+        settings.index_type,
+        settings.ann_threshold,
+        settings.ivf_nprobe,
+        target_of(settings) if backend == "milvus" else None,
+    )
+
+
+def known_target(uri: str, prefix: str) -> MilvusTarget:
+    """The target a generation's pointer names, with the token this process was given for it."""
+    return MilvusTarget(uri, prefix, _TOKENS.get(uri))
+
+
+@dataclass(frozen=True)
 class AnnConfig:
     """Which backend a new index uses and how the writer sizes it: exact (flat) or approximate
     (ivf), and its nprobe. Built from Settings at the edge; a backend reads what it supports.
@@ -41,6 +90,7 @@ class AnnConfig:
     index_type: IndexType
     threshold: int
     nprobe: int
+    milvus: MilvusTarget | None = None  # where the milvus backend writes
 
     def kind_for(self, n: int, current: Kind) -> Kind:
         """The kind ``n`` vectors should be held in; ``current`` keeps it from flapping.
@@ -126,6 +176,11 @@ class VectorIndex(Protocol):
         """Kind and parameters for people, e.g. ``ivf-sq8 nlist=4096 nprobe=16 ...``."""
         ...
 
+    def published(self, manifest: Manifest) -> None:
+        """The writer made ``manifest`` live (``CURRENT``); a backend that readers reach
+        without the index folder (Milvus) switches them here."""
+        ...
+
 
 def create_index(dimension: int, config: AnnConfig) -> VectorIndex:
     """An empty index of the configured backend, for a new generation."""
@@ -154,4 +209,8 @@ def backend(name: str) -> Backend:
         from heed.store import faiss_index
 
         return faiss_index
-    raise IndexFormatError(f"unknown vector index backend {name!r}; this heed knows: faiss")
+    if name == "milvus":
+        from heed.store import milvus_index
+
+        return milvus_index
+    raise IndexFormatError(f"unknown vector index backend {name!r}; this heed knows: faiss, milvus")

@@ -397,6 +397,7 @@ class Writer:
         make_durable(self.folder)
         publish(self.index_dir, self.generation)
         self.published = True
+        self.index.published(manifest)  # Milvus: replicas switch to it too
         prune(self.index_dir, self.keep)
         self._release()
         return manifest

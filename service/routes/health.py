@@ -6,7 +6,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from heed.errors import HeedError
-from heed.store import live_manifest
 from service.deps import EngineDep
 from service.errors import error_response, without_paths
 from service.schemas import HealthResponse, error_responses
@@ -17,7 +16,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", response_model=HealthResponse)
 def healthz(engine: EngineDep) -> HealthResponse:
     """The process is alive; also says which index generation is live."""
-    manifest = live_manifest(engine.settings.index_dir)
+    manifest = engine.live.manifest()
     if manifest is None:
         return HealthResponse(status="no_index")
     return HealthResponse(

@@ -14,8 +14,9 @@ COPY data data
 # EXTRAS=milvus (the compose `cluster` profile) adds pymilvus for HEED_VECTOR_BACKEND=milvus
 ARG EXTRAS=""
 RUN pip install ".${EXTRAS:+[$EXTRAS]}"
-# Export (and quantise) both models to ONNX once, at build time, into the image's model cache.
+# Export (and quantise) both models to ONNX once, at build time, into the image's model cache:
+# the re-ranker in fp32 and int8, since HEED_RERANK_PRECISION=auto picks by the CPU it runs on.
 ENV HEED_MODEL_CACHE=/app/var/models
-RUN python -c "from heed.settings import Settings; from heed.models.encoders import load_bi_encoder as b, load_reranker as r; s = Settings(); rt = s.model_runtime(); b(s.embed_model, rt); r(s.rerank_model, rt)"
+RUN python -c "import dataclasses as d; from heed.settings import Settings; from heed.models.encoders import load_bi_encoder as b, load_reranker as r; s = Settings(); rt = d.replace(s.model_runtime(), backend='onnx', embed_precision='fp32'); b(s.embed_model, rt); [r(s.rerank_model, d.replace(rt, rerank_precision=p)).score('q', ['p']) for p in ('fp32', 'int8')]"
 EXPOSE 8000
 CMD ["heed", "serve", "--host", "0.0.0.0", "--port", "8000"]

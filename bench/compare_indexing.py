@@ -7,6 +7,9 @@ saved to disk) and a bare ``SentenceTransformer.encode``. Corpora: the shipped o
 one generated into var/bench/ from Cranfield (read in place) plus re-segmented Cranfield text.
 
     python -m bench.compare_indexing [--corpus shipped|large|both] [--passages 20000]
+        [--docs N] [--contenders heed txtai]
+
+``--docs N`` takes the first N documents of each corpus (a shorter run on a busy machine).
 """
 
 from __future__ import annotations
@@ -64,14 +67,23 @@ def large_corpus(passages: int, seed: int = 7) -> Path:
     return out
 
 
-def compare(corpus: Path, batch: int) -> dict:
+def first_docs(corpus: Path, docs: int) -> Path:
+    """The first ``docs`` documents of ``corpus``, written to var/bench/."""
+    out = VAR / f"{corpus.stem}-first{docs}.jsonl"
+    with corpus.open() as f:
+        out.write_text("".join(line for _, line in zip(range(docs), f, strict=False)))
+    return out
+
+
+def compare(corpus: Path, batch: int, contenders: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="heed-cmp-", dir=VAR) as tmp:
         index_dir = Path(tmp) / "index"
-        results = {name: run_stage(name, index_dir, corpus, batch) for name, _ in CONTENDERS}
-    txtai, plain = results["txtai"]["passages_per_s"], results["plain"]["passages_per_s"]
+        # heed first: txtai and plain embed the passages heed's build produced
+        results = {name: run_stage(name, index_dir, corpus, batch) for name in contenders}
     for r in results.values():
-        r["vs_txtai"] = r["passages_per_s"] / txtai
-        r["vs_plain"] = r["passages_per_s"] / plain
+        for other in ("txtai", "plain"):
+            if other in results:
+                r[f"vs_{other}"] = r["passages_per_s"] / results[other]["passages_per_s"]
     label = corpus.name if corpus == CORPUS else str(corpus.relative_to(ROOT))
     return {"corpus": label, "batch_size": batch, "contenders": results}
 
@@ -82,15 +94,17 @@ def table(run: dict) -> Table:
     for col in ("contender", "passages", "s", "passages/s", "peak RSS MB", "vs txtai", "vs plain"):
         t.add_column(col, justify="right")
     for name, label in CONTENDERS:
-        r = run["contenders"][name]
+        r = run["contenders"].get(name)
+        if r is None:
+            continue
         t.add_row(
             label,
             str(r["passages"]),
             f"{r['seconds']:.1f}",
             f"{r['passages_per_s']:.1f}",
             f"{r['peak_rss_mb']:.0f}",
-            f"{r['vs_txtai']:.2f}x",
-            f"{r['vs_plain']:.2f}x",
+            f"{r['vs_txtai']:.2f}x" if "vs_txtai" in r else "-",
+            f"{r['vs_plain']:.2f}x" if "vs_plain" in r else "-",
         )
     return t
 
@@ -100,6 +114,13 @@ def main() -> None:
     parser.add_argument("--corpus", choices=["shipped", "large", "both"], default="both")
     parser.add_argument("--passages", type=int, default=20_000, help="size of the large corpus")
     parser.add_argument("--batch", type=int, default=32, help="encode batch size, all contenders")
+    parser.add_argument("--docs", type=int, help="only the first N documents of each corpus")
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=[c for c, _ in CONTENDERS],
+        default=[c for c, _ in CONTENDERS],
+    )
     args = parser.parse_args()
     VAR.mkdir(parents=True, exist_ok=True)
     corpora = {"shipped": [CORPUS], "large": [large_corpus(args.passages)]}
@@ -107,9 +128,13 @@ def main() -> None:
     console = Console()
     runs = []
     for corpus in corpora[args.corpus]:
-        runs.append(compare(corpus, args.batch))
+        if args.docs:
+            corpus = first_docs(corpus, args.docs)
+        contenders = ["heed", *(c for c in args.contenders if c != "heed")]
+        runs.append(compare(corpus, args.batch, contenders))
         console.print(table(runs[-1]))
-    out = write_results(f"compare_indexing_{args.corpus}", {"runs": runs})
+    name = f"compare_indexing_{args.corpus}" + (f"_first{args.docs}" if args.docs else "")
+    out = write_results(name, {"runs": runs})
     console.print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -35,12 +35,13 @@ from rich.table import Table
 from bench.common import ENV, ROOT, write_results
 from bench.squad_dev import build as build_squad_dev
 
+# What the suite measures on, which heed.models.training_data keeps out of every training run.
+from heed.models.training_data import MEDQUAD_HELD_OUT, SCITLDR_HELD_OUT
+
 SHARED = ROOT.parent / "shared"
 PAIRS = SHARED / "train" / "domain-pairs"
 OUT = ROOT / "var" / "dev-suite"
 SEED = 7
-# MedQuAD sources no training mix may read: the suite's medical collection is made of them.
-MEDQUAD_HELD_OUT = ("medquad/5_NIDDK_QA", "medquad/6_NINDS_QA")
 DEFAULT_MODES = "dense,hybrid,dense+rerank,hybrid+rerank"
 
 
@@ -75,7 +76,7 @@ def _write_beir(
 
 def scitldr_test(out: Path, queries: int) -> str:
     rows = list(_rows("scitldr.jsonl.gz"))
-    pairs = [(r["query"], r["positive"]) for r in rows if r["source"].startswith("scitldr-a/test/")]
+    pairs = [(r["query"], r["positive"]) for r in rows if r["source"].startswith(SCITLDR_HELD_OUT)]
     return _write_beir(out, pairs, (r["positive"] for r in rows), queries)
 
 

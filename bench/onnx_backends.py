@@ -37,11 +37,14 @@ CANDIDATES = 20
 
 def variants(base: ModelRuntime, rerank_max_tokens: int | None) -> dict[str, ModelRuntime]:
     """torch fp32 at the model's own pair length, the ONNX variants, and heed's default."""
-    torch = dataclasses.replace(base, backend="torch", quantize="none", rerank_max_tokens=None)
+    fp32 = {"embed_precision": "fp32", "rerank_precision": "fp32"}
+    torch = dataclasses.replace(base, backend="torch", rerank_max_tokens=None, **fp32)
     out = {
         "torch fp32": torch,
         "onnx fp32": dataclasses.replace(torch, backend="onnx"),
-        "onnx int8": dataclasses.replace(torch, backend="onnx", quantize="int8"),
+        "onnx int8": dataclasses.replace(
+            torch, backend="onnx", embed_precision="int8", rerank_precision="int8"
+        ),
     }
     if rerank_max_tokens:
         out[f"onnx int8, pairs ≤{rerank_max_tokens}"] = dataclasses.replace(
@@ -93,7 +96,7 @@ def measure(
     return {
         "variant": name,
         "backend": runtime.backend,
-        "quantize": runtime.quantize,
+        "precision": [runtime.embed_precision, runtime.rerank_precision],
         "rerank_max_tokens": runtime.rerank_max_tokens,
         "load_s": round(load_s, 2),
         "query_embed": percentiles(query_s),

@@ -36,6 +36,9 @@ class CachedReranker:
     def __init__(self, reranker) -> None:
         self.reranker, self.cache, self.scored = reranker, {}, 0
 
+    def __getattr__(self, name):  # query_max_tokens, is_heed, ...: the model's own
+        return getattr(self.reranker, name)
+
     def score(self, query, passages):
         todo = [p for p in dict.fromkeys(passages) if (query, p) not in self.cache]
         if todo:
@@ -49,6 +52,9 @@ class CachedReranker:
 class CachedEncoder:
     def __init__(self, encoder) -> None:
         self.encoder, self.name, self.cache = encoder, encoder.name, {}
+
+    def __getattr__(self, name):  # fit_query, tokenizer, ...: the model's own
+        return getattr(self.encoder, name)
 
     def encode_queries(self, queries):
         key = tuple(queries)

@@ -137,6 +137,7 @@ def check(
 ) -> None:
     """Compare SQLite passages with FAISS (ids, checksum, vector contents) and the manifest;
     exit 1 on any difference."""
+    from heed.models.precision import describe_paths
     from heed.scripts import describe
     from heed.store import VECTOR_SAMPLE, open_reader
 
@@ -163,6 +164,8 @@ def check(
         f"{len(report.wrong_vectors)} {checked} vectors differ from the exact vectors in SQLite; "
         f"{len(report.missing_exact)} passages without an exact vector"
     )
+    for line in describe_paths(settings):
+        out.print(f"inference {line}")
     if report.ok:
         out.print("[green]consistent[/]")
         return

@@ -26,7 +26,8 @@ Mode = Literal["hybrid", "dense", "keyword"]
 Fusion = Literal["rrf", "weighted"]
 ExplainMethod = Literal["attention", "gradient"]
 Backend = Literal["torch", "onnx"]
-Quantize = Literal["none", "int8", "rerank"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]  # heed/models/precision.py resolves auto
+Resolved = Literal["fp32", "bf16", "int8"]
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
 VectorBackend = Literal["faiss", "milvus"]  # heed.store.vectors: one module per backend
 IndexType = Literal["auto", "flat", "ivf"]  # auto: flat up to ann_threshold passages, then ivf
@@ -56,7 +57,11 @@ class Settings(BaseSettings):
     fusion: Fusion = Field("weighted", description="rrf or weighted (min-max, dense_weight)")
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted fusion: dense share")
-    rerank: bool = True
+    rerank: bool = Field(
+        False,
+        description='re-rank by default (a request\'s "rerank" still decides); off: on the '
+        "re-ranker dev suite it gains less than the +0.03 nDCG@10 its latency needs (README)",
+    )
     candidates: int = Field(20, ge=1, le=1000, description="fused hits handed to the re-ranker")
     max_candidates: int = Field(
         100, ge=1, le=1000, description="the most candidates a request may ask to re-rank (422)"
@@ -92,10 +97,15 @@ class Settings(BaseSettings):
     backend: Backend = Field(
         "onnx", description="torch, or onnx: ONNX Runtime on models exported from the local weights"
     )
-    quantize: Quantize = Field(
-        "rerank",
-        description="onnx backend: int8 (dynamic, weights) for both models, rerank: for the "
-        "re-ranker only (int8 cost the bi-encoder 0.0056 nDCG@10 on Cranfield), none: fp32",
+    embed_precision: Precision = Field(
+        "auto",
+        description="bi-encoder: fp32, bf16 (passages on torch, AMX/AVX-512 BF16), int8 (queries "
+        "and passages); auto: by the CPU's units and measured quality (README, Precision)",
+    )
+    rerank_precision: Precision = Field(
+        "auto",
+        description="re-ranker: fp32, bf16 (torch) or int8 (dynamic); auto: by the CPU's units "
+        "and measured quality (README, Precision)",
     )
     onnx_optimization: GraphOptimization = Field(
         "all", description="onnx backend: ONNX Runtime graph optimisation level"
@@ -209,7 +219,8 @@ class Settings(BaseSettings):
     def model_runtime(self) -> ModelRuntime:
         return ModelRuntime(
             backend=self.backend,
-            quantize=self.quantize,
+            embed_precision=resolve_precision("bi", self.embed_precision, self.backend),
+            rerank_precision=resolve_precision("rerank", self.rerank_precision, self.backend),
             optimization=self.onnx_optimization,
             cache_dir=self.model_cache,
             threads=self.threads,
@@ -265,21 +276,37 @@ class ModelRuntime:
     """
 
     backend: Backend = field(default_factory=lambda: default("backend"))
-    quantize: Quantize = field(default_factory=lambda: default("quantize"))
+    embed_precision: Resolved = field(
+        default_factory=lambda: resolve_precision("bi", default("embed_precision"))
+    )
+    rerank_precision: Resolved = field(
+        default_factory=lambda: resolve_precision("rerank", default("rerank_precision"))
+    )
     optimization: GraphOptimization = field(default_factory=lambda: default("onnx_optimization"))
     cache_dir: Path = field(default_factory=lambda: default("model_cache"))
     threads: int | None = field(default_factory=lambda: default("threads"))
     rerank_max_tokens: int | None = field(default_factory=lambda: default("rerank_max_tokens"))
 
+    def precision(self, kind: str) -> Resolved:
+        """The precision the model of this kind ("bi" or "rerank") runs in."""
+        return self.embed_precision if kind == "bi" else self.rerank_precision
+
     def quantized(self, kind: str) -> bool:
         """Whether the model of this kind ("bi" or "rerank") runs as int8."""
-        return self.quantize == "int8" or (self.quantize == "rerank" and kind == "rerank")
+        return self.precision(kind) == "int8"
 
     @property
     def variant(self) -> str:
-        """A short label for logs and reports: torch, onnx-fp32 or onnx-int8."""
-        if self.backend == "torch":
-            return "torch"
-        return {"none": "onnx-fp32", "int8": "onnx-int8", "rerank": "onnx-int8-rerank"}[
-            self.quantize
-        ]
+        """A short label for logs and reports, e.g. onnx, bi-encoder bf16, re-ranker int8."""
+        return (
+            f"{self.backend}, bi-encoder {self.embed_precision}, re-ranker {self.rerank_precision}"
+        )
+
+
+def resolve_precision(
+    kind: Literal["bi", "rerank"], setting: Precision, backend: Backend = "onnx"
+) -> Resolved:
+    """``auto`` made concrete for this machine's CPU (heed/models/precision.py says why)."""
+    from heed.models.precision import choose, detect
+
+    return choose(kind, setting, detect(), backend).precision

@@ -19,6 +19,7 @@ from typing import TypeVar
 from heed.errors import IndexNotFound, NoLedger, NothingToRollBack
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
+from heed.models.precision import describe_paths
 from heed.records import Document
 from heed.scripts import model_for_index, named_model
 from heed.settings import Settings
@@ -70,6 +71,8 @@ class Engine:
     def load_models(self) -> None:
         """Load and warm both models (the first call of each is slow), before serving."""
         set_threads(self.settings.threads)
+        for line in describe_paths(self.settings):
+            log.info("inference %s", line)
         manifest = self.live.manifest()
         models = load_models(self.settings, built_with=manifest.embed_model if manifest else None)
         assert models.encoder is not None  # dense searches are served: it is always loaded

@@ -67,7 +67,9 @@ class SearchRequest(BaseModel):
         description="first-stage hits the cross-encoder re-ranks; at most HEED_MAX_CANDIDATES "
         "(default 100)",
     )
-    rerank: bool | None = Field(None, description="re-rank with the cross-encoder (default: on)")
+    rerank: bool | None = Field(
+        None, description="re-rank with the cross-encoder (default: HEED_RERANK, off)"
+    )
     mode: Mode | None = Field(None, description="hybrid (default), dense or keyword")
     filters: Annotated[dict[str, FilterValue], AfterValidator(as_value_error(check_filters))] = (
         Field(default_factory=dict, description="metadata field -> required value")

@@ -22,7 +22,9 @@ from .conftest import LiveServer
     ],
 )
 def test_search_over_http_puts_the_relevant_document_first(live_server, query, expected):
-    r = httpx.post(f"{live_server.url}/search", json={"query": query, "k": 5}, timeout=60)
+    r = httpx.post(
+        f"{live_server.url}/search", json={"query": query, "k": 5, "rerank": True}, timeout=60
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["results"][0]["doc_id"] in expected, [x["doc_id"] for x in body["results"]]
@@ -37,7 +39,7 @@ def test_search_over_http_puts_the_relevant_document_first(live_server, query, e
 )
 def test_known_weakness_keyword_outlier_wins_weighted_fusion(client):
     query = "serialize a python object to a JSON string"
-    body = client.post("/search", json={"query": query, "k": 3}).json()
+    body = client.post("/search", json={"query": query, "k": 3, "rerank": True}).json()
     assert body["results"][0]["doc_id"] in {"func:json.dumps", "module:json"}
 
 
@@ -57,7 +59,10 @@ def test_the_same_query_is_right_with_rrf_fusion(settings):
 
 
 def test_result_fields_and_one_result_per_document(live_server):
-    r = httpx.get(f"{live_server.url}/search", params={"q": "subprocess run a command", "k": 8})
+    r = httpx.get(
+        f"{live_server.url}/search",
+        params={"q": "subprocess run a command", "k": 8, "rerank": "true"},
+    )
     results = r.json()["results"]
     assert len(results) == 8
     assert len({x["doc_id"] for x in results}) == 8
@@ -205,3 +210,12 @@ def test_metrics_count_requests_by_route_and_time_search_stages(client):
     for stage in ("embed", "retrieve", "rerank"):
         assert f'heed_search_stage_seconds_count{{stage="{stage}"}}' in text
     assert "heed_index_documents 26.0" in text
+
+
+def test_search_is_not_reranked_by_default_and_a_setting_turns_it_on(client, settings):
+    body = client.post("/search", json={"query": "read a csv file"}).json()
+    assert body["reranked"] is False and body["results"][0]["rerank_score"] is None
+    assert "rerank" not in body["timings_ms"]
+    with TestClient(create_app(settings.model_copy(update={"rerank": True}))) as on:
+        body = on.post("/search", json={"query": "read a csv file"}).json()
+    assert body["reranked"] is True and body["results"][0]["rerank_score"] is not None

@@ -21,8 +21,10 @@ from heed.models.onnx_models import cached_model, open_session
 from heed.settings import ModelRuntime, Settings
 
 SETTINGS = Settings()
-ONNX = dataclasses.replace(SETTINGS.model_runtime(), backend="onnx", quantize="none")
-INT8 = dataclasses.replace(ONNX, quantize="int8")
+ONNX = dataclasses.replace(
+    SETTINGS.model_runtime(), backend="onnx", embed_precision="fp32", rerank_precision="fp32"
+)
+INT8 = dataclasses.replace(ONNX, embed_precision="int8", rerank_precision="int8")
 TORCH = dataclasses.replace(ONNX, backend="torch")
 
 TEXTS = [
@@ -199,7 +201,7 @@ def test_int8_is_made_from_the_fp32_export_and_needs_it_only_once(tmp_path, mode
     import heed.models.onnx_models as onnx_models
 
     monkeypatch.setattr(onnx_models, "_quantize_int8", lambda fp32, out: out.write_bytes(b"q8"))
-    runtime = dataclasses.replace(runtime_in(tmp_path), quantize="int8")
+    runtime = dataclasses.replace(runtime_in(tmp_path), rerank_precision="int8")
     exports = Exports()
     int8 = cached_model("rerank", str(model), runtime, exports)
     assert int8.name.endswith("-int8.onnx") and int8.read_bytes() == b"q8"
@@ -208,7 +210,7 @@ def test_int8_is_made_from_the_fp32_export_and_needs_it_only_once(tmp_path, mode
     assert exports.calls == 1
 
 
-def test_quantize_rerank_keeps_the_bi_encoder_fp32():
-    runtime = ModelRuntime(backend="onnx", quantize="rerank")
+def test_each_model_has_its_own_precision():
+    runtime = ModelRuntime(backend="onnx", embed_precision="bf16", rerank_precision="int8")
     assert runtime.quantized("rerank") and not runtime.quantized("bi")
-    assert ModelRuntime(quantize="int8").quantized("bi")
+    assert ModelRuntime(embed_precision="int8").quantized("bi")

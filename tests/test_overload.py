@@ -32,7 +32,10 @@ def test_search_cost_above_the_caps_is_a_422(client, body, field):
 
 
 def test_search_at_the_caps_is_served(client):
-    r = client.post("/search", json={"query": "csv", "candidates": 100, "k": 20, "explain": True})
+    r = client.post(
+        "/search",
+        json={"query": "csv", "candidates": 100, "k": 20, "explain": True, "rerank": True},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["reranked"] and r.json()["results"][0]["highlights"] is not None
 
@@ -88,7 +91,7 @@ def test_page_and_api_searches_wait_for_a_held_slot_but_cheap_ones_do_not(settin
         with app.state.model_gate.slot():  # a long search holds the only slot
             page = c.get("/", params={"q": "csv"})
             assert page.status_code == 503 and page.headers["retry-after"] == "1"
-            api = c.post("/search", json={"query": "csv"})
+            api = c.post("/search", json={"query": "csv", "rerank": True})
             assert api.status_code == 503 and api.json()["error"]["code"] == "overloaded"
             assert c.get("/").status_code == 200
             assert c.post("/search", json={"query": "csv", "rerank": False}).status_code == 200

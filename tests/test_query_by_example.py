@@ -45,7 +45,7 @@ def test_a_short_query_is_neither_cut_nor_thinned(client):
 
 def test_a_query_longer_than_the_rerankers_window_is_reported_cut(client):
     query = "how do I read the rows of a comma separated values file " * 8  # ~90 tokens
-    reranked = client.post("/search", json={"query": query, "k": 1}).json()
+    reranked = client.post("/search", json={"query": query, "k": 1, "rerank": True}).json()
     assert reranked["query_truncated"] is True  # the cross-encoder keeps 64 tokens of it
     dense = client.post("/search", json={"query": query, "k": 1, "rerank": False}).json()
     assert dense["query_truncated"] is False  # the bi-encoder reads 254

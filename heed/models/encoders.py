@@ -24,7 +24,8 @@ from numpy.typing import NDArray
 
 from heed.errors import ModelNotFound
 from heed.models.batching import length_sorted_batches
-from heed.settings import ModelRuntime
+from heed.models.precision import autocast, int8_copy
+from heed.settings import ModelRuntime, Resolved
 
 if TYPE_CHECKING:
     from heed.models.onnx_models import OnnxGatedCrossEncoder, OnnxSentenceEncoder
@@ -87,6 +88,9 @@ class BiEncoder:
 
     ``runtime.backend`` picks torch or ONNX Runtime; both tokenise, pool and normalise the same
     way, so an index built on one backend answers queries embedded on the other.
+    ``runtime.embed_precision``: fp32; bf16 embeds passages on torch under bf16 autocast (queries,
+    short and latency-bound, stay fp32: the vectors agree to cosine 0.9999); int8 embeds both
+    (ONNX Runtime int8, or torch dynamic int8 on the torch backend): its vectors are its own.
     """
 
     def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
@@ -108,6 +112,8 @@ class BiEncoder:
                 from sentence_transformers import SentenceTransformer
 
                 self.model = SentenceTransformer(location, device="cpu")
+                if runtime.embed_precision == "int8":
+                    self.model = int8_copy(self.model)
                 self.dim = int(self.model.get_embedding_dimension())
                 self.max_tokens = int(self.model.max_seq_length)
         except OSError as exc:
@@ -154,9 +160,14 @@ class BiEncoder:
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         done = 0
-        encode = self._encode_torch if self._passages_on_torch() else self._encode
+        on_torch = self._onnx is None or self._passages_on_torch()
+        precision = self.runtime.embed_precision
         for idx in length_sorted_batches(texts, batch_size * 8):
-            out[idx] = encode([texts[i] for i in idx], batch_size=batch_size)
+            batch = [texts[i] for i in idx]
+            if on_torch:
+                out[idx] = self._encode_torch(batch, batch_size, precision)
+            else:
+                out[idx] = self._encode(batch, batch_size)
             done += len(idx)
             if on_progress:
                 on_progress(done, len(texts))
@@ -165,12 +176,14 @@ class BiEncoder:
     def _passages_on_torch(self) -> bool:
         """Long passages embed faster on torch than on fp32 ONNX Runtime (52.9 vs 37 passages/s,
         ``bench/onnx_backends.py``), and fp32 vectors of both agree (cosine 0.9999), so an fp32
-        ONNX bi-encoder embeds queries on ONNX and passages on torch. An int8 model must embed
-        both itself: its vectors are its own.
+        ONNX bi-encoder embeds queries on ONNX and passages on torch (bf16 too: ONNX Runtime has
+        no bf16 kernels on x86 CPUs). An int8 model must embed both itself: its vectors are its own.
         """
         return self._onnx is not None and not self.runtime.quantized("bi")
 
-    def _encode_torch(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
+    def _encode_torch(
+        self, texts: list[str], batch_size: int, precision: Resolved = "fp32"
+    ) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._torch_lock:  # on ONNX, queries are not held up by a long write here
@@ -178,9 +191,12 @@ class BiEncoder:
                 from sentence_transformers import SentenceTransformer
 
                 self.model = SentenceTransformer(self._location, device="cpu")
-            vecs = self.model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
+            with autocast(precision):
+                vecs = self.model.encode(
+                    texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=False
+                )
+        vecs = vecs.float().numpy()  # normalised in fp32, whatever the model's precision
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def _encode(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
@@ -196,7 +212,10 @@ class Reranker:
     """A cross-encoder: heed's gated model (own folder format) or a sentence-transformers one.
 
     heed's model runs on the configured backend; a sentence-transformers cross-encoder always
-    runs on torch (its ONNX path needs optimum, which heed does not depend on).
+    runs on torch (its ONNX path needs optimum, which heed does not depend on). bf16 always runs on
+    torch (ONNX Runtime has no bf16 kernels on x86 CPUs); int8 on torch is a dynamically
+    quantised copy, so explanations keep the fp32 model and its gradients. A sentence-transformers
+    cross-encoder runs in fp32 or bf16.
     """
 
     def __init__(self, name: str, runtime: ModelRuntime = DEFAULT_RUNTIME):
@@ -210,15 +229,33 @@ class Reranker:
         self._heed: Any = None
         self._onnx: OnnxGatedCrossEncoder | None = None
         self._st: Any = None
+        self._int8: Any = None
         try:
             if not is_gated_cross_encoder(Path(self._location)):
                 from sentence_transformers import CrossEncoder
 
                 self._st = CrossEncoder(self._location, device="cpu")
-            elif runtime.backend == "torch":
+            elif not self._on_onnx:
                 self.torch_model()
         except OSError as exc:
             raise ModelNotFound(f"cannot load re-ranker {name!r} offline: {exc}") from None
+
+    @property
+    def _on_onnx(self) -> bool:
+        return (
+            self._st is None
+            and self.runtime.backend == "onnx"
+            and self.runtime.rerank_precision != "bf16"
+        )
+
+    def _scoring_model(self) -> Any:
+        """The torch model that scores: the fp32 one, or its int8 copy (made once; heed's model
+        only: a sentence-transformers cross-encoder was never measured in int8)."""
+        if self.runtime.rerank_precision != "int8" or self._st is not None:
+            return self.torch_model()
+        if self._int8 is None:
+            self._int8 = int8_copy(self.torch_model())
+        return self._int8
 
     def _onnx_model(self) -> OnnxGatedCrossEncoder:
         """heed's model on ONNX Runtime, loaded by the first score: an explanation needs only the
@@ -271,13 +308,17 @@ class Reranker:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
-            if self._st is None and self.runtime.backend == "onnx":
+            if self._on_onnx:
                 return self._onnx_model().score(query, passages, batch_size=batch_size)
-            if self._st is None:
-                scores = self.torch_model().score(query, passages, batch_size=batch_size)
-                return np.asarray(scores, dtype=np.float32)
-            pairs = [(query, p) for p in passages]
-            return np.asarray(self._st.predict(pairs, batch_size=batch_size), dtype=np.float32)
+            model = self._scoring_model()
+            with autocast(self.runtime.rerank_precision):
+                if self._st is None:
+                    scores = model.score(query, passages, batch_size=batch_size)
+                else:
+                    pairs = [(query, p) for p in passages]
+                    scores = model.predict(pairs, batch_size=batch_size, convert_to_tensor=True)
+                    scores = scores.float().numpy()
+            return np.asarray(scores, dtype=np.float32)
 
 
 def new_bi_encoder(name: str, runtime: ModelRuntime = DEFAULT_RUNTIME) -> BiEncoder:

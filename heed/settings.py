@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         description="the search page records which result a reader opens for a query "
         "(POST /clicks, <index>/clicks.db; never an address); off by default",
     )
+    merge_after: int = Field(
+        10_000,
+        ge=1,
+        description="small writes: delta passages + tombstones that a write merges into a new "
+        "vector base (until then searched by brute force)",
+    )
     snapshot_dir: Path = Field(
         Path("var/snapshots"),
         description="where `heed snapshot` and /admin/snapshots keep archives",

@@ -5,10 +5,11 @@ An archive is an uncompressed tar, ``heed-<UTC time>-g<generation>.tar`` in the 
 ``manifest.json``) and, last, ``snapshot.json``: the source generation, its manifest, and the
 size and sha256 of every file, sealed by a sha256 of its own content.
 
-Taking one needs no lock and stops nothing: a published generation is immutable, and its files
-are opened together before a writer could prune it (:func:`heed.layout.live_files`), so the copy
-is of one consistent generation while the service keeps serving and writing. The archive is
-written under a dot-name and renamed into place when complete, so a listed snapshot is whole.
+Taking one needs no lock and stops nothing: the live generation is copied at one commit (SQLite's
+backup API, its vector base merged with the small writes since: :func:`heed.layout.live_files`),
+so the copy is of one consistent generation while the service keeps serving and writing. The
+archive is written under a dot-name and renamed into place when complete, so a listed snapshot
+is whole.
 
 A restore checks everything before it touches the index: the tar structure, each file's size
 and sha256, the seal, then the same consistency check as ``heed check`` on the extracted copy

@@ -17,6 +17,7 @@ from heed.records import Document
 from heed.scripts import ModelChoice, choose_embed_model, model_for_index, peek
 from heed.settings import Settings
 from heed.store import Writer, live_manifest, open_reader
+from heed.store.live_writer import LiveWriter, supports_in_place
 from heed.store.vectors import ann_config
 from indexer.chunking import Chunker
 
@@ -43,6 +44,7 @@ class BuildStats:
     vectors_rebuilt: int = 0  # repair: vectors the new ANN index was built from (no embedding)
     vectors_restored: int = 0  # repair: of those, missing from the damaged index
     generation: int | None = None
+    version: int | None = None  # of the live generation's state, after this write
     published: bool = False
     seconds: float = 0.0
     embed_model: str = ""
@@ -82,9 +84,13 @@ def open_writer(
     encoder: BiEncoder,
     rebuild: bool = False,
     choice: ModelChoice | None = None,
+    in_place: bool = False,
 ) -> Writer:
-    """The next generation of ``settings.index_dir``, for vectors from ``encoder``."""
-    return Writer(
+    """The next generation of ``settings.index_dir``, for vectors from ``encoder``; with
+    ``in_place``, a writer of the live generation itself where its format allows (a small
+    write: heed/store/delta.py), else the next generation."""
+    small = in_place and not rebuild and supports_in_place(settings.index_dir)
+    writer = (LiveWriter if small else Writer)(
         settings.index_dir,
         embed_model=encoder.name,
         dimension=encoder.dim,
@@ -96,6 +102,9 @@ def open_writer(
         scripts=choice.scripts if choice else None,
         embed_reason=choice.reason if choice else "",
     )
+    if isinstance(writer, LiveWriter):
+        writer.merge_after = settings.merge_after
+    return writer
 
 
 def build_index(
@@ -107,6 +116,7 @@ def build_index(
     allow_shrink: bool = False,
     on_progress: ProgressFn | None = None,
     encoder: BiEncoder | None = None,
+    in_place: bool = False,
 ) -> BuildStats:
     """Apply ``documents`` to the index in ``settings.index_dir`` as one new generation.
 
@@ -114,6 +124,7 @@ def build_index(
     (needed to change the bi-encoder). Either refuses (ShrinkRefused) to drop more than
     ``settings.max_shrink`` of the live documents unless ``allow_shrink``: an empty or wrong
     source folder must not wipe the index. Any exception leaves the live generation as it was.
+    ``in_place``: a small write (the API's), one transaction in the live generation.
     """
     started = time.monotonic()
     set_threads(settings.threads)
@@ -132,7 +143,7 @@ def build_index(
     stats.embed_model = encoder.name
     chunker = chunker_for(encoder, settings)
     report = on_progress or (lambda _: None)
-    with open_writer(settings, encoder, rebuild=rebuild, choice=choice) as writer:
+    with open_writer(settings, encoder, rebuild, choice, in_place) as writer:
         known = writer.hashes()
         seen: dict[str, str | None] = {}
         pending: list[tuple[int, str]] = []
@@ -168,9 +179,10 @@ def build_index(
         if stats.added or stats.updated or stats.removed or rebuild or writer.base is None:
             manifest = writer.commit(rerank_model=settings.rerank_model)
             stats.generation, stats.published = manifest.generation, True
+            stats.version = writer.version
         else:
             writer.abort()  # nothing changed: keep serving the same generation
-            stats.generation = writer.base
+            stats.generation, stats.version = writer.base, writer.version
     stats.seconds = time.monotonic() - started
     log.info("index built: %s", stats.as_dict())
     return stats
@@ -187,18 +199,22 @@ def check_shrink(live: int, after: int, max_shrink: float) -> None:
 
 
 def delete_documents(
-    doc_ids: Iterable[str], settings: Settings, encoder: BiEncoder | None = None
+    doc_ids: Iterable[str],
+    settings: Settings,
+    encoder: BiEncoder | None = None,
+    in_place: bool = False,
 ) -> BuildStats:
-    """Remove documents (their passages, vectors and keyword rows) as one new generation."""
+    """Remove documents (their passages, vectors and keyword rows) as one new generation, or
+    ``in_place`` as one transaction in the live one."""
     started = time.monotonic()
     encoder = encoder or index_encoder(settings)
     stats = BuildStats()
-    with open_writer(settings, encoder) as writer:
+    with open_writer(settings, encoder, in_place=in_place) as writer:
         for doc_id in doc_ids:
             writer.delete(doc_id)  # DocumentNotFound aborts the whole batch
             stats.removed += 1
         manifest = writer.commit(rerank_model=settings.rerank_model)
-    stats.generation, stats.published = manifest.generation, True
+    stats.generation, stats.published, stats.version = manifest.generation, True, writer.version
     stats.seconds = time.monotonic() - started
     return stats
 

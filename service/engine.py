@@ -2,8 +2,9 @@
 the one door to the write path (document writes and reindex jobs).
 
 Each request leases the searcher; when ``CURRENT`` names a new generation (an indexer or a
-reindex job published one), the next request opens it, so requests switch between generations,
-never during one. Requests already running keep their old snapshot until they finish; the last
+reindex job published one), or a small write committed in place to the live one (its version
+moved), the next request opens a new snapshot, so requests switch between snapshots, never during
+one. Requests already running keep their old snapshot until they finish; the last
 of them closes it (its SQLite file may already be deleted: an open one would keep its disk space).
 """
 
@@ -16,14 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound, NoLedger, NothingToRollBack
+from heed.errors import IndexNotFound, NoLedger, NothingToRollBack, ReadOnlyIndex
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.models.precision import describe_paths
 from heed.records import Document
 from heed.scripts import model_for_index, named_model
 from heed.settings import Settings
-from heed.store import Reader, live_manifest
+from heed.store import Probe, Reader, live_counts, live_manifest
 from heed.store.live import FolderLive, live_index
 from heed.store.rollback import Rollback, rollback
 from indexer.build import BuildStats, build_index, delete_documents
@@ -45,6 +46,8 @@ class Engine:
         self._users: Counter[Searcher] = Counter()  # requests holding each searcher
         self._users_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._probe: Probe | None = None  # the live generation's latest version
+        self._probe_lock = threading.Lock()
         self.jobs = JobRunner(settings)
         self.live = live_index(settings)  # the index folder, or Milvus for stateless replicas
 
@@ -87,7 +90,9 @@ class Engine:
         return self.encoder is not None and self.live.generation() is not None
 
     def _write(self, change: Callable[[], T]) -> T:
-        """Run an index change; writes from this process queue here instead of failing busy."""
+        """Run an index change; writes from this process queue here instead of failing busy.
+        The searcher moves to the new snapshot at once, so the old one's read transaction (which
+        holds the WAL from being checkpointed past it) ends with its last request."""
         if (
             self.settings.vector_backend == "milvus"
             and live_manifest(self.settings.index_dir) is None
@@ -98,15 +103,29 @@ class Engine:
                 "send writes to the heed process whose HEED_INDEX_DIR holds it"
             )
         with self._write_lock:
-            return change()
+            try:
+                result = change()
+            except ReadOnlyIndex:
+                # A snapshot opened while the disk was read-only keeps SQLite's shared memory
+                # read-only for every connection of this process: drop them, try once more.
+                self._drop_snapshots()
+                result = change()
+        if self._searcher is not None:
+            self.searcher()
+        return result
 
     def upsert(self, documents: Sequence[Document]) -> BuildStats:
-        """Insert or replace documents as one new generation, embedded with the loaded model."""
-        return self._write(lambda: build_index(documents, self.settings, encoder=self.encoder))
+        """Insert or replace documents in place (one transaction), embedded with the loaded
+        model; the live generation is copied only where its format predates in-place writes."""
+        return self._write(
+            lambda: build_index(documents, self.settings, encoder=self.encoder, in_place=True)
+        )
 
     def delete(self, doc_ids: Sequence[str]) -> BuildStats:
-        """Remove documents (passages, vectors, keyword rows) as one new generation."""
-        return self._write(lambda: delete_documents(doc_ids, self.settings, encoder=self.encoder))
+        """Remove documents (passages, vectors, keyword rows) in place, in one transaction."""
+        return self._write(
+            lambda: delete_documents(doc_ids, self.settings, encoder=self.encoder, in_place=True)
+        )
 
     def rollback(self, to: int | None = None) -> Rollback:
         """Make a kept generation live again (queued behind this process's writes); requests
@@ -125,6 +144,11 @@ class Engine:
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""
+        if self.settings.vector_backend != "milvus":  # small writes count in SQLite
+            counts = live_counts(self.settings.index_dir)
+            return (
+                None if counts is None else (counts.generation, counts.documents, counts.passages)
+            )
         manifest = self.live.manifest()
         return (
             None
@@ -165,16 +189,43 @@ class Engine:
                 f"run `heed index PATH --index {self.settings.index_dir}`"
             )
         current = self._searcher
-        if current is not None and current.generation == generation:
+        if current is not None and current.generation == generation and self._fresh(current):
             return current
         with self._lock:
-            if self._searcher is None or self._searcher.generation != generation:
+            current = self._searcher
+            if current is None or current.generation != generation or not self._fresh(current):
                 if self.encoder is None:
                     self.load_models()
-                reader = self.live.open(generation)
+                previous = current.reader if current is not None else None
+                reader = self.live.open(generation, previous)
                 encoder = self._encoder_for(reader)
                 models = Models(encoder, self.reranker, self.explainer)
-                old, self._searcher = self._searcher, open_searcher(self.settings, reader, models)
+                current = open_searcher(self.settings, reader, models)
+                old, self._searcher = self._searcher, current
                 self._retire(old)
-                log.info("serving index generation %d", generation)
-            return self._searcher
+                version = getattr(reader, "version", 0)
+                log.info("serving index generation %d version %d", generation, version)
+            return current
+
+    def _drop_snapshots(self) -> None:
+        """Close the version probe and retire the searcher; the next request opens anew."""
+        with self._lock:
+            old, self._searcher = self._searcher, None
+            self._retire(old)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
+
+    def _fresh(self, searcher: Searcher) -> bool:
+        """True while no write has committed since the searcher's snapshot was taken."""
+        reader = searcher.reader
+        if getattr(reader, "state", None) is None:  # immutable (or Milvus): only CURRENT moves
+            return True
+        with self._probe_lock:
+            if self._probe is None or self._probe.folder != reader.folder:
+                if self._probe is not None:
+                    self._probe.close()
+                self._probe = Probe(reader.folder)
+            probe = self._probe
+        return probe.version() == reader.version

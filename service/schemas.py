@@ -162,6 +162,7 @@ class DocumentResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     generation: int | None = None
+    version: int | None = Field(None, description="of the live generation: +1 per write")
     documents: int | None = None
     passages: int | None = None
     embed_model: str | None = None
@@ -230,6 +231,9 @@ class DocumentsUpsert(BaseModel):
 
 class WriteResponse(BaseModel):
     generation: int | None = Field(description="index generation now live")
+    version: int | None = Field(
+        None, description="the live generation's version after this write (none if unchanged)"
+    )
     added: int = 0
     updated: int = 0
     unchanged: int = 0

@@ -45,7 +45,10 @@ def test_many_writes_leave_no_deleted_index_files_open(admin_settings):
         held = open_db_files(admin_settings.index_dir)
         deleted = [t for t in held if t.endswith("(deleted)")]
         assert not deleted, held
-        assert len(held) <= 2, held  # the live generation's reader (and at most one retiring)
+        # SQLite connections (each also holds its -wal and -shm): the live snapshot's reader,
+        # the version probe, at most one retiring reader, and one descriptor SQLite keeps from
+        # a closed connection while others hold locks on the file (it reuses it, never piles up)
+        assert len([t for t in held if t.endswith(DB)]) <= 4, held
 
 
 def test_a_retired_reader_stays_open_until_its_last_request_ends(admin_settings, encoder):

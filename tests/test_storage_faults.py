@@ -81,6 +81,7 @@ def small_disk(settings, tmp_path) -> Iterator[tuple]:
 def test_full_disk_is_507_disk_full_and_the_next_write_succeeds_once_space_is_freed(small_disk):
     server, index_dir = small_disk
     live = current_generation(index_dir)
+    version = httpx.get(f"{server.url}/healthz").json()["version"]
     filler = fill(index_dir.parent, leave=16 * 1024)
     r = httpx.put(f"{server.url}/documents/disk:1", headers=ADMIN, json=OTTER, timeout=60)
     assert r.status_code == 507, r.text
@@ -94,7 +95,7 @@ def test_full_disk_is_507_disk_full_and_the_next_write_succeeds_once_space_is_fr
     filler.unlink()
     r = httpx.put(f"{server.url}/documents/disk:1", headers=ADMIN, json=OTTER, timeout=60)
     assert r.status_code == 200, r.text  # at once: the lock went with the failed writer
-    assert r.json()["generation"] == live + 1
+    assert r.json()["generation"] == live and r.json()["version"] == version + 1  # in place
     top = httpx.get(f"{server.url}/search", params={"q": "otters crack shellfish", "k": 1})
     assert top.json()["results"][0]["doc_id"] == "disk:1"
 
@@ -102,6 +103,7 @@ def test_full_disk_is_507_disk_full_and_the_next_write_succeeds_once_space_is_fr
 def test_read_only_index_is_503_read_only_and_searches_go_on(small_disk):
     server, index_dir = small_disk
     live = current_generation(index_dir)
+    version = httpx.get(f"{server.url}/healthz").json()["version"]
     remount(index_dir.parent, "ro")
     try:
         r = httpx.put(f"{server.url}/documents/ro:1", headers=ADMIN, json=OTTER, timeout=60)
@@ -113,7 +115,7 @@ def test_read_only_index_is_503_read_only_and_searches_go_on(small_disk):
         remount(index_dir.parent, "rw")
     r = httpx.put(f"{server.url}/documents/ro:1", headers=ADMIN, json=OTTER, timeout=60)
     assert r.status_code == 200, r.text
-    assert r.json()["generation"] == live + 1
+    assert r.json()["generation"] == live and r.json()["version"] == version + 1
 
 
 def limited_heed(limit: int, *args: str) -> subprocess.CompletedProcess:

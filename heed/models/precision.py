@@ -188,10 +188,12 @@ def describe_paths(settings: Settings, cpu: CpuFeatures | None = None) -> list[s
     else:
         bi_path = f"passages {bi.precision} on torch, queries fp32 on {engine}"
     lines = [f"bi-encoder: {bi_path} ({bi.reason})"]
-    if settings.rerank_model and settings.rerank:
+    if settings.rerank_model:
+        # Re-rank is off by default but a request may ask for it, so its path is still news.
         rr = choose("rerank", settings.rerank_precision, cpu, settings.backend)
         rr_engine = "torch" if rr.precision == "bf16" else engine
-        lines.append(f"re-ranker: {rr.precision} on {rr_engine} ({rr.reason})")
+        when = "" if settings.rerank else "; only for requests that ask for re-rank"
+        lines.append(f"re-ranker: {rr.precision} on {rr_engine} ({rr.reason}{when})")
     capability = torch_capability()
     lines.append(
         f"CPU: {cpu.describe()}" + (f"; torch dispatch {capability}" if capability else "")

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -168,26 +169,31 @@ def make_durable(folder: Path) -> None:
 
 @contextlib.contextmanager
 def live_files(index_dir: Path) -> Iterator[tuple[int, dict[str, IO[bytes]]]]:
-    """The live generation's files, opened together, for a copy taken while writers go on.
+    """The live generation's files at one commit, for a copy taken while writers go on.
 
-    A published generation never changes; a writer may only delete it (pruning old
-    generations), and a file opened before that stays readable to its end. If the generation
-    is pruned between reading ``CURRENT`` and opening its files, the next live one is taken.
+    Small writes change ``docs.db`` in place (WAL), so it is copied through SQLite's backup API
+    (one snapshot) into a private folder, with the vector base that snapshot names
+    (:func:`heed.store.delta.frozen_copy`). A writer may delete an old generation (pruning) or
+    base; if that happens between reading ``CURRENT`` and copying, the next live one is taken.
     """
+    from heed.store.delta import frozen_copy
+
     for _ in range(10):
         generation = current_generation(index_dir)
         if generation is None:
             raise IndexNotFound(f"no index in {index_dir}")
         folder = generation_dir(index_dir, generation)
-        with contextlib.ExitStack() as stack:
-            try:
-                files: dict[str, IO[bytes]] = {
-                    n: stack.enter_context((folder / n).open("rb")) for n in GENERATION_FILES
-                }
-            except FileNotFoundError:
-                continue  # pruned under us: two newer generations were published meanwhile
-            yield generation, files
-            return
+        staged = staging_folder(index_dir)
+        try:
+            with frozen_copy(folder, staged) as files:
+                yield generation, files
+                return
+        except (FileNotFoundError, sqlite3.OperationalError):
+            if (folder / DB).exists():
+                raise
+            continue  # pruned under us: two newer generations were published meanwhile
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     raise IndexBusy(f"{index_dir}: generations change too fast to copy one; try again")
 
 

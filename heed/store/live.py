@@ -27,8 +27,9 @@ class LiveIndex(Protocol):
 
     def manifest(self) -> Manifest | None: ...
 
-    def open(self, generation: int) -> Reader:
-        """The live generation (``generation`` or, if it moved on meanwhile, a newer one)."""
+    def open(self, generation: int, previous: Reader | None = None) -> Reader:
+        """The live generation (``generation`` or, if it moved on meanwhile, a newer one);
+        ``previous``: an older snapshot whose loaded vectors it may reuse."""
         ...
 
 
@@ -42,8 +43,8 @@ class FolderLive:
     def manifest(self) -> Manifest | None:
         return live_manifest(self.index_dir)
 
-    def open(self, generation: int) -> Reader:
-        return Reader(self.index_dir, generation)
+    def open(self, generation: int, previous: Reader | None = None) -> Reader:
+        return Reader(self.index_dir, generation, previous=previous)
 
 
 class MilvusLive:
@@ -70,7 +71,7 @@ class MilvusLive:
         live = self._live()
         return None if live is None else live.manifest
 
-    def open(self, generation: int) -> Reader:
+    def open(self, generation: int, previous: Reader | None = None) -> Reader:
         live = self._live()
         if live is None:
             raise IndexNotFound(f"no heed index in Milvus at {self.target.shown}")

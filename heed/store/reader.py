@@ -21,6 +21,7 @@ from heed.errors import (
     VectorsUnavailable,
 )
 from heed.keywords import fts_query, match_expression
+from heed.store.delta import LiveVectors, base_folder, base_problem, live_index, read_state
 from heed.store.integrity import VECTOR_SAMPLE, lacking_exact, load_checked, wrong_vectors
 from heed.store.layout import DB, current_generation, generation_dir, read_manifest
 from heed.store.schema import has_vector_table, id_diff, marks, unblob
@@ -72,8 +73,15 @@ class Consistency:
 class Reader:
     """A read-only snapshot of one generation; safe to share between threads."""
 
-    def __init__(self, index_dir: Path, generation: int, folder: Path | None = None):
-        """``folder``: a generation not (yet) in its place, e.g. a snapshot being restored."""
+    def __init__(
+        self,
+        index_dir: Path,
+        generation: int,
+        folder: Path | None = None,
+        previous: Reader | None = None,
+    ):
+        """``folder``: a generation not (yet) in its place, e.g. a snapshot being restored.
+        ``previous``: an older snapshot of the same generation, whose loaded base it reuses."""
         self.index_dir = index_dir
         self.generation = generation
         self.folder = folder or generation_dir(index_dir, generation)
@@ -82,21 +90,67 @@ class Reader:
             conn = sqlite3.connect(
                 f"file:{self.folder / DB}?mode=ro", uri=True, check_same_thread=False
             )
+            conn.execute("BEGIN")  # one snapshot for this reader's whole life (WAL: no blocking)
+            self.state = read_state(conn)
         except sqlite3.Error as exc:
             raise IndexFormatError(f"{self.folder}: cannot open index ({exc})") from None
+        self.version = self.state.version if self.state else 0
+        if previous is not None and (previous.generation, previous.folder) != (
+            generation,
+            self.folder,
+        ):
+            previous = None
         # Damaged vectors leave keyword search and documents working: dense raises instead.
         self.index: VectorIndex | None
-        self.index, self.vectors_problem = load_checked(self.folder, self.manifest)
+        self.index, self.vectors_problem = self._vectors(conn, previous)
         self.db = conn
         self.closed = False
         self._lock = threading.Lock()
         self._exact_vectors = has_vector_table(self.db)
-        self.metadata_fields = {
-            r[0]
-            for r in self._query(
-                "SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) j"
+        if previous is None or self.state is None:
+            sql, params = (
+                "SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) j",
+                [],
             )
-        }
+            self.metadata_fields: set[str] = set()
+        else:  # a write adds fields only with new passages: read the delta's documents
+            sql = (
+                "SELECT DISTINCT j.key FROM passages p JOIN documents d ON d.id = p.doc, "
+                "json_each(d.metadata) j WHERE p.id > ?"
+            )
+            params, self.metadata_fields = [self.state.base_upto], set(previous.metadata_fields)
+        self.metadata_fields |= {r[0] for r in self._query(sql, params)}
+
+    def _vectors(
+        self, conn: sqlite3.Connection, previous: Reader | None
+    ) -> tuple[VectorIndex | None, str | None]:
+        """This snapshot's vector index: the base (reused from ``previous`` when the same),
+        less tombstones, plus the delta; the base itself while there are neither."""
+        self.base_index: VectorIndex | None = None
+        self.base_manifest = self.manifest  # of the vector file the snapshot's base is in
+        if self.state is None or not has_vector_table(conn) or self.manifest.backend != "faiss":
+            # from before in-place writes (or exact vectors), or Milvus: one vector index
+            return load_checked(self.folder, self.manifest)
+        if previous is not None and previous.state is not None and previous.base_index is not None:
+            same = previous.state.base == self.state.base
+            previous = previous if same else None
+        else:
+            previous = None
+        if previous is not None:
+            base, problem = previous.base_index, previous.vectors_problem
+            self.base_manifest = previous.base_manifest
+        else:
+            where = base_folder(self.folder, self.state)
+            self.base_manifest = read_manifest(where)
+            base, problem = load_checked(where, self.base_manifest)
+        self.base_index = base
+        if base is None:
+            return None, problem
+        earlier = previous.index if previous is not None else None
+        live = live_index(
+            conn, self.state, base, earlier if isinstance(earlier, LiveVectors) else None
+        )
+        return (live if len(live.delta_ids) or len(live.dead) else base), problem
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -243,6 +297,8 @@ class Reader:
         return [r[0] for r in rows]
 
     def counts(self) -> tuple[int, int]:
+        if self.state is not None:  # small writes change them in place
+            return self.state.documents, self.state.passages
         return self.manifest.documents, self.manifest.passages
 
     def describe_index(self) -> str:
@@ -268,6 +324,10 @@ class Reader:
                 params = [] if sample is None else [sample]
                 ids = [r[0] for r in self.db.execute(f"SELECT id FROM passages {order}", params)]
                 wrong = wrong_vectors(self.db, self.index, ids)
+        problem = self.vectors_problem
+        base = self.base_index
+        if problem is None and base is not None and self.state is not None:
+            problem = base_problem(base, self.base_manifest)
         return Consistency(
             generation=self.generation,
             passages=passages,
@@ -277,7 +337,7 @@ class Reader:
             manifest_counts=self.counts(),
             actual_counts=(docs, passages),
             index=self.describe_index(),
-            vectors_problem=self.vectors_problem,
+            vectors_problem=problem,
             vectors_checked=len(ids),
             wrong_vectors=wrong,
             missing_exact=missing_exact,

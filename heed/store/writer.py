@@ -28,8 +28,9 @@ from numpy.typing import NDArray
 from heed.errors import DocumentNotFound, IndexFormatError, ModelMismatch
 from heed.keywords import keyword_form
 from heed.records import Document, Passage, embed_text, text_hash
+from heed.store.delta import STATE_TABLES, full_index, read_state, reset_state
 from heed.store.fs_errors import storage_error
-from heed.store.integrity import lacking_exact, load_checked, sha256
+from heed.store.integrity import lacking_exact, sha256
 from heed.store.layout import (
     DB,
     VECTORS,
@@ -112,6 +113,8 @@ class Writer:
     live index never sees a half-applied change.
     """
 
+    lock_wait_s = 0.0  # a batch that finds the index busy says so at once
+
     def __init__(
         self,
         index_dir: Path,
@@ -130,8 +133,9 @@ class Writer:
         self.keep = keep
         self.ann = ann_config
         self.published = False
+        self.version: int | None = None  # of the state row this writer leaves
         try:
-            self._lock = lock_writer(index_dir)
+            self._lock = lock_writer(index_dir, self.lock_wait_s)
         except OSError as exc:  # e.g. a read-only index directory
             _raise_storage_error(exc, index_dir)
             raise
@@ -190,7 +194,9 @@ class Writer:
                 contextlib.closing(sqlite3.connect(self.folder / DB)) as dst,
             ):
                 src.backup(dst)
-            found, damage = load_checked(base, base_manifest, self.ann)
+            with contextlib.closing(sqlite3.connect(self.folder / DB)) as copied:
+                # base less tombstones plus delta, as the copied rows have them
+                found, damage = full_index(copied, base, base_manifest, self.ann)
             self.index: VectorIndex = found or create_index(dimension, self.ann)
         else:
             with contextlib.closing(sqlite3.connect(self.folder / DB)) as conn:
@@ -338,6 +344,9 @@ class Writer:
     def add_vectors(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.index.add(np.asarray(ids, dtype=np.int64), vectors)
+        self._store_exact(ids, vectors)
+
+    def _store_exact(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         self.db.conn.executemany(
             "INSERT OR REPLACE INTO vectors(id, v) VALUES (?, ?)",
             ((int(i), blob(v)) for i, v in zip(ids, vectors, strict=True)),
@@ -377,7 +386,12 @@ class Writer:
             raise IndexFormatError(
                 f"refusing to publish: {passages} passages but {self.index.count} vectors"
             )
+        # Small writes go in place from here on (heed/store/delta.py): WAL, a fresh state row.
+        self.db.executescript(STATE_TABLES)
+        self.version = (old.version + 1) if (old := read_state(self.db)) else 1
+        reset_state(self.db, docs, passages, self.version)
         self.db.conn.commit()
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.conn.close()
         self.index.save(self.folder)
         manifest = Manifest(

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from heed.errors import HeedError
+from heed.store import live_counts
 from service.deps import EngineDep
 from service.errors import error_response, without_paths
 from service.schemas import HealthResponse, error_responses
@@ -19,11 +20,18 @@ def healthz(engine: EngineDep) -> HealthResponse:
     manifest = engine.live.manifest()
     if manifest is None:
         return HealthResponse(status="no_index")
+    # small writes change the counts in place (SQLite); Milvus keeps them in its meta row
+    counts = (
+        None
+        if engine.settings.vector_backend == "milvus"
+        else live_counts(engine.settings.index_dir)
+    )
     return HealthResponse(
         status="ok",
         generation=manifest.generation,
-        documents=manifest.documents,
-        passages=manifest.passages,
+        version=counts.version if counts else None,
+        documents=counts.documents if counts else manifest.documents,
+        passages=counts.passages if counts else manifest.passages,
         embed_model=manifest.embed_model,
         rerank_model=engine.settings.rerank_model,
     )

@@ -3,10 +3,9 @@
 Generations are immutable once published and the newest ``keep_generations`` stay on disk, so
 going back is one ``os.replace`` of ``CURRENT`` under the writer lock: readers switch between
 requests, exactly as after a reindex. The generations newer than the target stay on disk (a
-second rollback can go forward to them) until the next write: a writer builds on the live
-generation and removes those above it (:func:`heed.store.layout.remove_unpublished`), so what
-was written after the target is gone from the live index at rollback and for good at the next
-write.
+second rollback can go forward to them) until the next full write: a :class:`Writer` builds on
+the live generation and removes those above it (:func:`heed.store.layout.remove_unpublished`).
+Small writes change the live generation in place, so after a rollback they land in the target.
 """
 
 from __future__ import annotations

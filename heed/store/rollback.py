@@ -1,6 +1,6 @@
 """Rollback: make a kept, complete generation live again, with the same atomic switch a write uses.
 
-Generations are immutable once published and the newest ``keep_generations`` stay on disk, so
+The newest ``keep_generations`` complete generations stay on disk, so
 going back is one ``os.replace`` of ``CURRENT`` under the writer lock: readers switch between
 requests, exactly as after a reindex. The generations newer than the target stay on disk (a
 second rollback can go forward to them) until the next full write: a :class:`Writer` builds on

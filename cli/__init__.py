@@ -4,6 +4,7 @@ Commands live by topic (``indexing``, ``serving``, ``searching``, ``training``) 
 here, in the order `heed --help` lists them.
 """
 
+from cli.abtest import compare, rollback
 from cli.app import app, main
 from cli.indexing import check, index, reindex
 from cli.migrate import migrate
@@ -22,6 +23,8 @@ app.command()(check)
 app.command()(migrate)
 app.command("eval")(eval_)
 app.command()(tune)
+app.command()(compare)
+app.command()(rollback)
 app.command("train-reranker")(train_reranker)
 app.add_typer(snapshot_app, name="snapshot")
 

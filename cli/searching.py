@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,10 @@ from cli.indexing import run_index
 from cli.self_eval import QueriesOpt, SeedOpt, self_eval
 from heed.errors import InvalidInput
 from search.modes import EVAL_MODES, MODES
+
+if TYPE_CHECKING:
+    from heed.settings import Settings
+    from search.evaluation import Collection
 
 MODE_HELP = ", ".join(MODES)
 EVAL_HELP = "comma-separated: " + ",".join(EVAL_MODES)
@@ -47,7 +51,9 @@ def search(
 def eval_(
     collection_dir: Annotated[
         Path | None,
-        typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/ (not with --self)"),
+        typer.Argument(
+            help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/ (not with --self or --clicks)"
+        ),
     ] = None,
     index_dir: IndexOpt = None,
     modes: Annotated[str | None, typer.Option(help=EVAL_HELP)] = None,
@@ -70,24 +76,34 @@ def eval_(
     ] = False,
     queries: QueriesOpt = 200,
     seed: SeedOpt = 0,
+    clicks: Annotated[
+        bool, typer.Option("--clicks", help="judge by the readers' clicks on the index instead")
+    ] = False,
+    min_clicks: Annotated[
+        int, typer.Option(min=1, help="--clicks: opens that make a document relevant")
+    ] = 1,
 ) -> None:
-    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection, or
-    with --self on queries made from the index's own documents."""
+    """nDCG@10, Recall@100, MRR@10 and latency per retrieval mode on a BEIR collection, with
+    --self on queries made from the index's own documents, or with --clicks on the queries
+    readers clicked a result for."""
     import tempfile
 
-    from heed.store.live import open_live
     from indexer.sources import Fields
-    from search.evaluation import evaluate, load_collection, report
+    from search.evaluation import load_collection
     from search.modes import parse_modes
-    from search.searcher import open_searcher
 
     names = parse_modes(modes)
-    if self_ or collection_dir is None:
-        if not self_ or collection_dir is not None:
-            raise InvalidInput("give a BEIR collection folder or --self, one of the two")
+    if self_ or clicks or collection_dir is None:
+        if self_ + clicks != 1 or collection_dir is not None:
+            raise InvalidInput("give a BEIR collection folder, --self or --clicks, one of them")
         overrides = {"candidates": candidates, "rerank_weight": rerank_weight, "fusion": fusion}
         settings = settings_with(index_dir=index_dir, **overrides)
-        return self_eval(settings, names, queries, seed, json_out)
+        if self_:
+            return self_eval(settings, names, queries, seed, json_out)
+        from search.clicks import clicks_collection
+
+        collection = clicks_collection(settings.index_dir, min_clicks).subset(skip, limit)
+        return run_eval(settings, collection, names, json_out)
     collection = load_collection(collection_dir, split).subset(skip, limit)
     with tempfile.TemporaryDirectory(prefix="heed-eval-") as tmp:
         settings = settings_with(
@@ -102,13 +118,23 @@ def eval_(
             )
         # A collection may hold empty records (Cranfield has two): report them, index the rest.
         run_index([collection.corpus], settings, fields=Fields(id="_id"), skip_errors=True)
-        needs_rerank = any(EVAL_MODES[n].rerank for n in names)
-        searcher = open_searcher(settings, open_live(settings), rerank=needs_rerank, explain=False)
-        with progress_bar() as bar:
-            task = bar.add_task("queries", total=len(collection.queries) * len(names))
-            results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))
-        doc = report(collection, results, searcher)
-    print_report(doc, json_out)
+        run_eval(settings, collection, names, json_out)
+
+
+def run_eval(
+    settings: Settings, collection: Collection, names: list[str], json_out: Path | None
+) -> None:
+    """Evaluate the live index of ``settings`` on ``collection``; the table, and the JSON."""
+    from heed.store.live import open_live
+    from search.evaluation import evaluate, report
+    from search.searcher import open_searcher
+
+    needs_rerank = any(EVAL_MODES[n].rerank for n in names)
+    searcher = open_searcher(settings, open_live(settings), rerank=needs_rerank, explain=False)
+    with progress_bar() as bar:
+        task = bar.add_task("queries", total=len(collection.queries) * len(names))
+        results = evaluate(searcher, collection, names, on_query=lambda _: bar.advance(task))
+    print_report(report(collection, results, searcher), json_out)
 
 
 def print_report(doc: dict, json_out: Path | None) -> None:

@@ -169,3 +169,21 @@ class ShrinkRefused(HeedError):
     """A reindex or prune would drop most of the live documents and was not forced."""
 
     code, status = "shrink_refused", 409
+
+
+class GenerationNotFound(HeedError):
+    """No kept, complete index generation with that number (older ones are pruned)."""
+
+    code, status = "generation_not_found", 404
+
+
+class NothingToRollBack(HeedError):
+    """A rollback found no kept generation older than the live one (or the target is live)."""
+
+    code, status = "nothing_to_roll_back", 409
+
+
+class ClicksDisabled(Forbidden):
+    """Clicks are recorded only when HEED_CLICKS is on (off by default)."""
+
+    code = "clicks_disabled"

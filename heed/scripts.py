@@ -149,6 +149,11 @@ def model_for_index(settings: Any, built_with: str | None) -> str:
     return built_with
 
 
+def named_model(settings: Any) -> str | None:
+    """The bi-encoder the user named, if any (else each index uses the one it was built with)."""
+    return str(settings.embed_model) if explicit(settings, "embed_model") else None
+
+
 def peek(items: Iterable[T], n: int = SAMPLE_DOCUMENTS) -> tuple[list[T], Iterator[T]]:
     """The first ``n`` items, and an iterator over all of them (the sample is not consumed)."""
     it = iter(items)

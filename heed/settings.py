@@ -123,7 +123,14 @@ class Settings(BaseSettings):
     progress_every_s: float = Field(
         5.0, gt=0, description="indexing progress: seconds between log lines (no terminal)"
     )
-    keep_generations: int = Field(2, ge=1, description="complete index generations kept on disk")
+    keep_generations: int = Field(
+        2, ge=1, description="complete index generations kept on disk (what rollback can reach)"
+    )
+    clicks: bool = Field(
+        False,
+        description="the search page records which result a reader opens for a query "
+        "(POST /clicks, <index>/clicks.db; never an address); off by default",
+    )
     merge_after: int = Field(
         10_000,
         ge=1,

@@ -17,7 +17,7 @@ from service.errors import install_error_handlers
 from service.headers import SecurityHeaders
 from service.limits import install_limits
 from service.metrics import Metrics, install_metrics
-from service.routes import admin, documents, health, login, page, search, snapshots
+from service.routes import admin, clicks, documents, health, login, page, search, snapshots
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,9 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     login.install_login(app)
     install_limits(app, settings)
     install_docs(app)
-    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
+    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS, clicks=settings.clicks)
     install_metrics(app, app.state.metrics)  # last added runs first: it sees every response
-    for module in (search, documents, health, admin, snapshots, page, login):
+    for module in (search, documents, health, admin, snapshots, clicks, page, login):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.HERE / "static"), name="static")
     return app

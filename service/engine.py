@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from heed.errors import IndexNotFound, NoLedger, ReadOnlyIndex
+from heed.errors import IndexNotFound, NoLedger, NothingToRollBack, ReadOnlyIndex
 from heed.models.encoders import BiEncoder, Reranker, load_bi_encoder, set_threads
 from heed.models.explain import Explainer
 from heed.models.precision import describe_paths
 from heed.records import Document
-from heed.scripts import model_for_index
+from heed.scripts import model_for_index, named_model
 from heed.settings import Settings
 from heed.store import Probe, Reader, live_counts, live_manifest
-from heed.store.live import live_index
+from heed.store.live import FolderLive, live_index
+from heed.store.rollback import Rollback, rollback
 from indexer.build import BuildStats, build_index, delete_documents
 from indexer.jobs import JobRunner, JobState
 from search.searcher import Models, Searcher, load_models, open_searcher
@@ -125,6 +126,21 @@ class Engine:
         return self._write(
             lambda: delete_documents(doc_ids, self.settings, encoder=self.encoder, in_place=True)
         )
+
+    def rollback(self, to: int | None = None) -> Rollback:
+        """Make a kept generation live again (queued behind this process's writes); requests
+        running on the old one finish there, the next ones are served from the new one."""
+        settings = self.settings
+        if not isinstance(self.live, FolderLive):
+            raise NothingToRollBack(
+                "this index lives in Milvus, written in place: it keeps no generations to roll "
+                "back to (rollback needs HEED_VECTOR_BACKEND=faiss)"
+            )
+        done = self._write(
+            lambda: rollback(settings.index_dir, to, model=named_model(settings), wait_s=5.0)
+        )
+        self.searcher()  # opened now, so the next request finds it ready
+        return done
 
     def live_counts(self) -> tuple[int, int, int] | None:
         """(generation, documents, passages) of the live index, if any."""

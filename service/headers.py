@@ -15,17 +15,20 @@ PAGE_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 DOCS_POLICY = "frame-ancestors 'none'"
+# With HEED_CLICKS on, result links ping /clicks (an <a ping>), which CSP governs as a connection.
+CLICKS_POLICY = PAGE_POLICY + "; connect-src 'self'"
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, docs_paths: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, docs_paths: frozenset[str], clicks: bool = False) -> None:
         self.app, self.docs_paths = app, docs_paths
+        self.page_policy = CLICKS_POLICY if clicks else PAGE_POLICY
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope["path"] in self.docs_paths else PAGE_POLICY
+        policy = DOCS_POLICY if scope["path"] in self.docs_paths else self.page_policy
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

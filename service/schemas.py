@@ -310,3 +310,32 @@ class SnapshotResponse(BaseModel):
 
 class SnapshotList(BaseModel):
     snapshots: list[SnapshotResponse] = Field(description="newest first")
+
+
+class GenerationResponse(BaseModel):
+    generation: int
+    live: bool
+    created_at: datetime
+    documents: int
+    passages: int
+    embed_model: str
+
+
+class GenerationList(BaseModel):
+    generations: list[GenerationResponse] = Field(
+        description="the complete generations kept on disk (HEED_KEEP_GENERATIONS), newest first"
+    )
+
+
+class RollbackRequest(BaseModel):
+    to: int | None = Field(
+        None, ge=1, description="a kept generation (default: the newest one older than the live)"
+    )
+
+
+class RollbackResponse(BaseModel):
+    generation: int = Field(description="the generation now live")
+    previous: int = Field(description="the generation that was live")
+    documents: int
+    passages: int
+    embed_model: str

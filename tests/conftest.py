@@ -113,3 +113,30 @@ class LiveServer:
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(create_app(settings)) as server:
         yield server
+
+
+STRIPES = "Zebras are African equines with distinctive black and white stripes on their coats."
+
+
+@pytest.fixture(scope="session")
+def two_generations(tmp_path_factory: pytest.TempPathFactory, encoder: BiEncoder) -> Settings:
+    """An index of mini.jsonl (generation 1) fully rebuilt as generation 2, where ``module:csv``
+    is about zebras instead and ``topic:with`` is new: two kept generations to compare or roll
+    back between. Tests that change it take a ``writable_copy``."""
+    from heed.records import Document
+
+    settings = make_settings(tmp_path_factory.mktemp("two") / "idx")
+    build_index(read_documents([MINI]), settings, encoder=encoder)
+    changed = [
+        Document(doc_id=d.doc_id, title="Zebras", text=STRIPES) if d.doc_id == "module:csv" else d
+        for d in read_documents([MINI])
+    ]
+    changed.append(
+        Document(
+            doc_id="topic:with",
+            title="The with statement",
+            text="The with statement wraps a block in a context manager's enter and exit.",
+        )
+    )
+    build_index(changed, settings, rebuild=True, encoder=encoder)
+    return settings

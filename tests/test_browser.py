@@ -304,3 +304,41 @@ def test_a_chinese_index_answers_a_chinese_query_with_term_highlights(browser, c
     assert first.locator("p.passage").bounding_box()["height"] > 1.5 * line  # it wrapped
     shot(page, "search-chinese-use.png")
     context.close()
+
+
+def test_with_clicks_on_opening_a_result_records_the_click_and_no_address(
+    browser, settings, tmp_path
+):
+    import contextlib
+    import sqlite3
+    import time
+
+    from heed.store.clicks import clicks_path
+
+    from .conftest import writable_copy
+
+    on = writable_copy(settings, tmp_path).model_copy(update={"clicks": True})
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        with LiveServer(create_app(on)) as live:
+            search(page, live, "read a csv file")
+            second = page.locator("ol.results > li").nth(1)
+            doc_id = second.locator(".doc-id").inner_text()
+            with page.expect_navigation():
+                second.locator("h2 a").click()  # the browser pings /clicks as it follows it
+            assert "/doc/" in page.url
+            deadline, rows = time.monotonic() + 20, []
+            while not rows and time.monotonic() < deadline:
+                if clicks_path(on.index_dir).exists():
+                    with (
+                        sqlite3.connect(clicks_path(on.index_dir)) as conn,
+                        contextlib.suppress(sqlite3.OperationalError),  # file before its table
+                    ):
+                        rows = conn.execute("SELECT query, doc_id, rank FROM clicks").fetchall()
+                time.sleep(0.2)
+    finally:
+        context.close()
+    assert rows == [("read a csv file", doc_id, 2)]
+    assert b"127.0.0.1" not in clicks_path(on.index_dir).read_bytes()

@@ -6,10 +6,21 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
+from heed.store.rollback import kept_generations
 from indexer.jobs import Job
 from service.auth import require_admin
 from service.deps import EngineDep
-from service.schemas import JobCreated, JobList, JobResponse, ReindexRequest, error_responses
+from service.schemas import (
+    GenerationList,
+    GenerationResponse,
+    JobCreated,
+    JobList,
+    JobResponse,
+    ReindexRequest,
+    RollbackRequest,
+    RollbackResponse,
+    error_responses,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
@@ -44,3 +55,31 @@ def get_job(job_id: str, engine: EngineDep) -> JobResponse:
 def cancel_job(job_id: str, engine: EngineDep) -> JobResponse:
     """Cancel a queued or running job; the live index stays as it was."""
     return job_response(engine.jobs.cancel(job_id))
+
+
+@router.get("/generations", response_model=GenerationList, responses=ERRORS)
+def list_generations(engine: EngineDep) -> GenerationList:
+    """The complete generations kept on disk, newest first: what a rollback can go back to."""
+    live = engine.live_counts()
+    return GenerationList(
+        generations=[
+            GenerationResponse(live=live is not None and m.generation == live[0], **m.model_dump())
+            for m in reversed(kept_generations(engine.settings.index_dir))
+        ]
+    )
+
+
+@router.post("/rollback", response_model=RollbackResponse, responses=ERRORS)
+def rollback(engine: EngineDep, body: RollbackRequest | None = None) -> RollbackResponse:
+    """Make a kept generation live again, atomically: searches running finish on the old one,
+    the next ones are served from it. 404: no such kept generation; 409: nothing older is
+    kept, or the target is live, or a writer holds the index."""
+    done = engine.rollback((body or RollbackRequest()).to)
+    m = done.manifest
+    return RollbackResponse(
+        generation=m.generation,
+        previous=done.previous,
+        documents=m.documents,
+        passages=m.passages,
+        embed_model=m.embed_model,
+    )

@@ -107,6 +107,7 @@ def search_page(
         "results": None,
         "like": None,
         "error": None,
+        "clicks": settings.clicks,  # result links ping /clicks (see service/routes/clicks.py)
     }
     status = 200
     started = time.perf_counter()

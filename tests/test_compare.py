@@ -84,3 +84,18 @@ def test_compare_refuses_unknown_generations_and_having_no_queries(two_generatio
     nothing = compare(two_generations.index_dir, "1", "2")
     assert isinstance(nothing.exception, InvalidInput)
     assert "nothing to compare on" in str(nothing.exception)
+
+
+def test_compare_by_default_runs_self_evaluation_queries_on_held_out_copies(
+    two_generations, tmp_path
+):
+    out = tmp_path / "self.json"
+    args = ["compare", "2", "2", "--index", str(two_generations.index_dir)]
+    result = CliRunner().invoke(
+        cli_app, [*args, "--modes", "bm25", "--queries", "10", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    [found] = json.loads(out.read_text())["sets"]
+    assert found["name"].startswith("self:") and found["queries"] > 0
+    row = found["modes"]["bm25"]
+    assert set(row["delta"].values()) == {0.0}  # the same generation, the same held-out queries

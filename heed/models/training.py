@@ -102,7 +102,7 @@ def prepare_groups(
     if cache.is_file():
         with gzip.open(cache, "rt", encoding="utf-8") as fh:
             doc = json.load(fh)
-        return [tuple(g) for g in doc["train"]], [tuple(g) for g in doc["dev"]]  # type: ignore[misc]
+        return [tuple(g) for g in doc["train"]], [tuple(g) for g in doc["dev"]]
     pairs: list[TrainPair] = []
     counts: dict[str, int] = {}
     for path in (f for folder in cfg.data for f in training_files(folder)):

@@ -29,11 +29,15 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import ENV, RESULTS, ROOT, VAR, write_results
+from heed.settings import Settings
+from search.modes import eval_name
 
 OUT = VAR / "self-eval"
 # dense+rerank is left out: on a shared 2-core machine its cross-encoder time did not fit
 MODES = ["bm25", "dense", "hybrid", "hybrid+rerank"]
-SERVED = "hybrid+rerank"  # the default mode of POST /search
+# the default mode of POST /search, as `heed eval` names it (hybrid since re-rank went off)
+SERVED = eval_name(Settings().mode, Settings().rerank)
+COMPARED = list(dict.fromkeys([SERVED, "hybrid", "hybrid+rerank"]))
 BINS = 10
 
 
@@ -99,10 +103,7 @@ def one(name: str, folder: Path, queries: int, seed: int, real_queries: int) -> 
     tuned_options = {"dense_weight": tuning.dense_weight}
     if tuning.rerank_weight is not None:
         tuned_options["rerank_weight"] = tuning.rerank_weight
-    tuned = {
-        m: r.metrics
-        for m, r in evaluate(searcher, real, [SERVED, "hybrid"], **tuned_options).items()
-    }
+    tuned = {m: r.metrics for m, r in evaluate(searcher, real, COMPARED, **tuned_options).items()}
 
     # relevance on the real judgements, served mode with the tuned weights
     calibration = tuning.calibration[SERVED]
@@ -135,8 +136,8 @@ def one(name: str, folder: Path, queries: int, seed: int, real_queries: int) -> 
         "self": self_scores,
         "tau": tau,
         "tuning": json.loads(tuning.model_dump_json(exclude={"calibration"})),
-        "default_ndcg@10": {m: truth[m]["ndcg@10"] for m in (SERVED, "hybrid")},
-        "tuned_ndcg@10": {m: tuned[m]["ndcg@10"] for m in (SERVED, "hybrid")},
+        "default_ndcg@10": {m: truth[m]["ndcg@10"] for m in COMPARED},
+        "tuned_ndcg@10": {m: tuned[m]["ndcg@10"] for m in COMPARED},
         "relevance": {
             "results": len(rel),
             "above_0.5": int(above.sum()),

@@ -288,20 +288,7 @@ def merge(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     index.save(tmp)
-    write_manifest(
-        tmp,
-        manifest.model_copy(
-            update={
-                "vectors_sha256": sha256(tmp / VECTORS),
-                "documents": state.documents,
-                "passages": state.passages,
-                "backend": index.backend,
-                "index_type": index.kind,
-                "index_params": index.params,
-                "trained_on": index.trained_on,
-            }
-        ),
-    )
+    write_manifest(tmp, with_vectors(manifest, tmp, index, state, backend=index.backend))
     for path in (tmp / VECTORS, tmp / MANIFEST, tmp):
         fsync(path)
     tmp.rename(folder / name)
@@ -344,6 +331,22 @@ class Probe:
             self.conn.close()
 
 
+def with_vectors(
+    manifest: Manifest, folder: Path, index: VectorIndex, state: State, **extra: Any
+) -> Manifest:
+    """``manifest`` for the vector file just saved in ``folder``: its checksum, the rows it
+    counts and the ANN index's shape, so that `heed check` can hold the two to each other."""
+    update = {
+        "vectors_sha256": sha256(folder / VECTORS),
+        "documents": state.documents,
+        "passages": state.passages,
+        "index_type": index.kind,
+        "index_params": index.params,
+        "trained_on": index.trained_on,
+    }
+    return manifest.model_copy(update={**update, **extra})
+
+
 @contextlib.contextmanager
 def frozen_copy(folder: Path, into: Path) -> Iterator[dict[str, IO[bytes]]]:
     """The generation in ``folder`` at one commit, as a self-contained generation in ``into``:
@@ -366,19 +369,7 @@ def frozen_copy(folder: Path, into: Path) -> Iterator[dict[str, IO[bytes]]]:
             index.save(into)
             with dst:
                 reset_state(dst, state.documents, state.passages, state.version)
-            write_manifest(
-                into,
-                manifest.model_copy(
-                    update={
-                        "vectors_sha256": sha256(into / VECTORS),
-                        "documents": state.documents,
-                        "passages": state.passages,
-                        "index_type": index.kind,
-                        "index_params": index.params,
-                        "trained_on": index.trained_on,
-                    }
-                ),
-            )
+            write_manifest(into, with_vectors(manifest, into, index, state))
     with contextlib.ExitStack() as stack:
         yield {n: stack.enter_context((into / n).open("rb")) for n in (DB, VECTORS, MANIFEST)}
 

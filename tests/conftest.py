@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -140,3 +141,43 @@ def two_generations(tmp_path_factory: pytest.TempPathFactory, encoder: BiEncoder
     )
     build_index(changed, settings, rebuild=True, encoder=encoder)
     return settings
+
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+DONE = {"succeeded", "failed", "cancelled"}
+
+
+def wait_for(server: LiveServer, job_id: str, states: set[str], timeout: float = 300) -> dict:
+    """Poll an admin job until it reaches one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.2)
+    pytest.fail(f"job stuck in {job['state']}")
+
+
+@contextlib.contextmanager
+def searches_running(server: LiveServer, clients: int = 2) -> Iterator[tuple[list, list]]:
+    """Searches looping from ``clients`` threads while the block runs; yields the status codes
+    of the answered ones and of the failed ones, complete once the block has left."""
+    answered: list[int] = []
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            while not stop.is_set():
+                r = c.get("/search", params={"q": "robin", "k": 3, "rerank": "false"})
+                (answered if r.status_code == 200 else failures).append(r.status_code)
+
+    threads = [threading.Thread(target=search_loop) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield answered, failures
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

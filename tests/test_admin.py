@@ -1,7 +1,6 @@
 """Admin reindex jobs: built beside the live index, searches never fail, cancel leaves it alone."""
 
 import shutil
-import threading
 import time
 
 import httpx
@@ -12,9 +11,7 @@ from heed.models.encoders import resolve_model
 from heed.store import current_generation
 from service.app import create_app
 
-from .conftest import FIXTURES, ROOT, LiveServer
-
-ADMIN = {"Authorization": "Bearer admin-secret"}
+from .conftest import ADMIN, DONE, FIXTURES, ROOT, LiveServer, searches_running, wait_for
 
 
 @pytest.fixture
@@ -43,16 +40,6 @@ def rooted(writable_settings, tmp_path):
         yield live, root, outside
 
 
-def wait_for(server, job_id, states, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json()
-        if job["state"] in states:
-            return job
-        time.sleep(0.2)
-    pytest.fail(f"job stuck in {job['state']}")
-
-
 def test_admin_routes_need_the_admin_key(server):
     assert httpx.post(f"{server.url}/admin/reindex").status_code == 401
     bad = {"Authorization": "Bearer nope"}
@@ -61,28 +48,15 @@ def test_admin_routes_need_the_admin_key(server):
 
 def test_reindex_swaps_while_searches_keep_succeeding(server, writable_settings):
     before = current_generation(writable_settings.index_dir)
-    failures, answered, stop = [], [], threading.Event()
-
-    def search_loop():
-        with httpx.Client(base_url=server.url, timeout=60) as c:
-            while not stop.is_set():
-                r = c.get("/search", params={"q": "robin", "k": 3, "rerank": "false"})
-                (answered if r.status_code == 200 else failures).append(r.status_code)
-
-    threads = [threading.Thread(target=search_loop) for _ in range(2)]
-    for t in threads:
-        t.start()
-    r = httpx.post(
-        f"{server.url}/admin/reindex",
-        headers=ADMIN,
-        json={"source": str(FIXTURES / "formats"), "allow_shrink": True},  # 7 documents replace 26
-    )
-    assert r.status_code == 202
-    job = wait_for(server, r.json()["job_id"], {"succeeded", "failed", "cancelled"})
-    time.sleep(0.5)
-    stop.set()
-    for t in threads:
-        t.join()
+    with searches_running(server) as (answered, failures):
+        r = httpx.post(
+            f"{server.url}/admin/reindex",
+            headers=ADMIN,
+            json={"source": str(FIXTURES / "formats"), "allow_shrink": True},  # 7 replace 26
+        )
+        assert r.status_code == 202
+        job = wait_for(server, r.json()["job_id"], DONE)
+        time.sleep(0.5)
     assert job["state"] == "succeeded", job
     assert job["documents_done"] == 7 and job["passages_done"] == job["passages_total"] > 0
     assert current_generation(writable_settings.index_dir) == before + 1 == job["generation"]

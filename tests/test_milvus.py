@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -43,9 +42,8 @@ from indexer.migrate import migrate_index
 from search.searcher import Models, load_models, open_searcher
 from service.app import create_app
 
-from .conftest import FIXTURES, ROOT, LiveServer, free_port
+from .conftest import ADMIN, DONE, FIXTURES, ROOT, LiveServer, free_port, searches_running, wait_for
 
-ADMIN = {"Authorization": "Bearer admin-secret"}
 QUERIES = [
     "how do I read a csv file",
     "parse json text",
@@ -261,34 +259,15 @@ def test_reindex_job_builds_a_new_collection_and_switches_with_zero_failed_searc
 ):
     moved = on_milvus(served, tmp_path, served.milvus_uri, "job")
     before = open_live(moved).collection
-    failures, answered, stop = [], [], threading.Event()
     with LiveServer(create_app(moved)) as server:
-
-        def search_loop():
-            with httpx.Client(base_url=server.url, timeout=60) as c:
-                while not stop.is_set():
-                    r = c.get("/search", params={"q": "robin", "k": 3, "rerank": "false"})
-                    (answered if r.status_code == 200 else failures).append(r.status_code)
-
-        threads = [threading.Thread(target=search_loop) for _ in range(2)]
-        for t in threads:
-            t.start()
-        r = httpx.post(
-            f"{server.url}/admin/reindex",
-            headers=ADMIN,
-            json={"source": str(FIXTURES / "formats"), "allow_shrink": True},
-        )
-        job_id = r.json()["job_id"]
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            job = httpx.get(f"{server.url}/admin/jobs/{job_id}", headers=ADMIN).json()
-            if job["state"] in {"succeeded", "failed", "cancelled"}:
-                break
-            time.sleep(0.2)
-        time.sleep(0.7)  # past the replicas' meta row cache
-        stop.set()
-        for t in threads:
-            t.join()
+        with searches_running(server) as (answered, failures):
+            r = httpx.post(
+                f"{server.url}/admin/reindex",
+                headers=ADMIN,
+                json={"source": str(FIXTURES / "formats"), "allow_shrink": True},
+            )
+            job = wait_for(server, r.json()["job_id"], DONE)
+            time.sleep(0.7)  # past the replicas' meta row cache
         assert job["state"] == "succeeded", job
         assert not failures and len(answered) > 5
         top = httpx.get(f"{server.url}/search", params={"q": "robin singing in winter"}).json()

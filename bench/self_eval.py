@@ -2,7 +2,7 @@
 vs from the real judgements (Kendall's tau), `heed tune`'s choice vs the global default on the
 real judgements, and how well the calibrated ``relevance`` separates relevant results.
 
-Collections: Cranfield (../shared/eval, read in place) and the re-ranker's dev suite
+Collections: every one in ../shared/eval (read in place) and the re-ranker's dev suite
 (bench.dev_suite builds it in var/dev-suite/). Real judgements are only measured, never tuned
 on: `heed tune` sees nothing but the index's own documents.
 
@@ -195,7 +195,9 @@ def main() -> None:
 
     from bench.dev_suite import collections
 
-    suite = collections(200)
+    # every collection of ../shared/eval, then the re-ranker's dev suite
+    suite = {d.name: d for d in sorted((ROOT.parent / "shared" / "eval").iterdir()) if d.is_dir()}
+    suite |= collections(200)
     if args.one:
         row = one(args.one, suite[args.one], args.queries, args.seed, args.real_queries)
         path = OUT / f"{args.one}-{args.queries}-{args.seed}-{args.real_queries}.json"

@@ -18,6 +18,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from heed.keywords import CJK_RANGES
 from heed.records import Document
 from heed.store import Reader
 from search.evaluation import Collection
@@ -27,9 +28,13 @@ MIN_QUERY_WORDS, MAX_QUERY_WORDS = 4, 40
 MIN_TITLE_WORDS = 2
 TITLE_SHARE = 0.3  # of the documents that have a usable title or heading
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|(?<=\s[.!?])\s+|\n\s*\n")
+# Latin sentence ends need a space and a capital after them; CJK ones (。！？) need neither.
+_SENTENCE = re.compile(
+    r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|(?<=\s[.!?])\s+|\n\s*\n|(?<=[。！？])\s*"
+)
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-_WORD = re.compile(r"\w+", re.UNICODE)
+# A CJK character counts as a word (no spaces to count by), as in heed.scripts.
+_WORD = re.compile(rf"[{CJK_RANGES}]|(?:(?![{CJK_RANGES}])\w)+", re.UNICODE)
 
 
 @dataclass(frozen=True)

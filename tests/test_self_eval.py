@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 from heed.settings import Settings
 from heed.store import open_reader
 from indexer.held_out import held_out_copy
-from search.self_eval import self_eval_collection
+from search.self_eval import cut, self_eval_collection
 
 
 def test_self_eval_is_deterministic_for_a_seed(settings: Settings) -> None:
@@ -34,6 +36,26 @@ def test_self_eval_queries_are_cut_from_their_documents(settings: Settings) -> N
             (original["title"] + " " + original["text"]).split()
         )
         assert doc.metadata == original["metadata"]  # ...and nothing else changed there
+
+
+def test_chinese_text_is_cut_into_sentence_queries() -> None:
+    # no spaces after 。 and no spaces between words: a CJK character counts as a word
+    sentences = [
+        "北京是中华人民共和国的首都。",
+        "它有三千多年的历史，是世界著名的古都。",
+        "北京有很多名胜古迹，比如故宫和长城。",
+        "每年有数百万游客来北京旅游。",
+    ]
+    text = "".join(sentences)
+    queries = set()
+    for seed in range(12):
+        piece = cut("", text, random.Random(seed))
+        assert piece is not None and piece.kind == "sentence"
+        assert piece.query in sentences and piece.query not in piece.text
+        assert len(piece.text) == len(text) - len(piece.query)
+        queries.add(piece.query)
+    assert len(queries) > 1
+    assert cut("", "北京是首都。它很大。", random.Random(0)) is None  # too few sentences
 
 
 def test_held_out_copy_removes_the_query_sentence_from_keyword_search(

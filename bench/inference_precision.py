@@ -3,8 +3,9 @@
 One process, one run, the same inputs for every variant: passages of the shipped corpus as heed
 chunks them (~200 tokens; what indexing embeds) and re-rank pools of 20 candidates per question
 (what a re-ranked search scores; pairs cut to ``rerank_max_tokens``). Variants, each through
-heed's own model classes: torch fp32, torch bf16 (``torch.autocast``: oneDNN on AMX or AVX-512
-BF16), torch int8 (``quantize_dynamic``, fbgemm), ONNX Runtime fp32 and int8. ONNX Runtime's CPU
+heed's own model classes: torch fp32, torch bf16 (oneDNN on AMX or AVX-512 BF16: bf16 weights for
+passages, beside the ``torch.autocast`` path they replaced; ``torch.autocast`` for re-ranking),
+torch int8 (``quantize_dynamic``, fbgemm), ONNX Runtime fp32 and int8. ONNX Runtime's CPU
 provider has no bf16 kernels on x86, so it has no bf16 row.
 
 Quality beside speed: passages, cosine to torch fp32 (min and mean) and top-10 overlap of each
@@ -40,6 +41,7 @@ from bench.onnx_backends import passages
 from bench.queries import QUERIES
 from heed.models.encoders import BiEncoder, Reranker, resolve_model
 from heed.models.onnx_models import OnnxSentenceEncoder, available_cores
+from heed.models.precision import autocast as precision_autocast
 from heed.models.precision import detect, torch_capability
 from heed.settings import ModelRuntime, Settings
 
@@ -47,11 +49,13 @@ CANDIDATES = 20
 # (label, backend, precision); ONNX Runtime has no bf16 on x86
 VARIANTS = [
     ("torch fp32", "torch", "fp32"),
-    ("torch bf16 autocast", "torch", "bf16"),
+    ("torch bf16", "torch", "bf16"),  # passages: bf16 weights; re-rank: torch.autocast
     ("torch int8 dynamic", "torch", "int8"),
     ("onnx fp32", "onnx", "fp32"),
     ("onnx int8 dynamic", "onnx", "int8"),
 ]
+# heed's bf16 passages before they got bf16 weights: fp32 weights under torch.autocast
+AUTOCAST = ("torch bf16 autocast (before)", "torch", "autocast")
 
 
 def runtime(base: ModelRuntime, backend: str, precision: str) -> ModelRuntime:
@@ -64,16 +68,18 @@ class Passages:
     """The bi-encoder as heed runs it in one variant (the onnx fp32 row: ONNX Runtime for
     passages too, which heed itself does not do, to show why)."""
 
-    def __init__(self, name: str, rt: ModelRuntime):
+    def __init__(self, name: str, rt: ModelRuntime, autocast: bool = False):
         self.encoder = BiEncoder(name, rt)
         self.onnx_only = rt.backend == "onnx" and rt.embed_precision == "fp32"
         self.rt = rt
+        self.autocast = autocast
 
     def passages(self, texts: list[str], batch: int) -> np.ndarray:
         if self.onnx_only:
             assert self.encoder._onnx is not None
             return self.encoder._onnx.encode(texts, batch)
-        return self.encoder.encode_passages(texts, batch)
+        with precision_autocast("bf16" if self.autocast else "fp32"):
+            return self.encoder.encode_passages(texts, batch)
 
     def queries(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode_queries(texts)
@@ -102,9 +108,10 @@ def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
 
 def measure_passages(settings: Settings, texts: list[str], batch: int) -> list[dict]:
     rows, ref_p, ref_q = [], None, None
-    for label, backend, precision in VARIANTS:
-        rt = runtime(settings.model_runtime(), backend, precision)
-        load_s, model = timed(Passages, settings.embed_model, rt)
+    for label, backend, precision in [*VARIANTS[:2], AUTOCAST, *VARIANTS[2:]]:
+        autocast = precision == "autocast"
+        rt = runtime(settings.model_runtime(), backend, "fp32" if autocast else precision)
+        load_s, model = timed(Passages, settings.embed_model, rt, autocast)
         model.passages(texts[:batch], batch)  # warm: first calls allocate
         seconds, vecs = timed(model.passages, texts, batch)
         queries = model.queries(QUERIES)
@@ -202,13 +209,14 @@ def measure_pair_lengths(settings: Settings, texts: list[str], lengths: list[int
 def probe(kind: str, backend: str, precision: str, texts: list[str]) -> dict:
     """Run one batch in this (child) process and say which kernels ran."""
     settings = Settings()
-    rt = runtime(settings.model_runtime(), backend, precision)
+    autocast = precision == "autocast"
+    rt = runtime(settings.model_runtime(), backend, "fp32" if autocast else precision)
     if backend == "onnx":
         return probe_onnx(kind, settings, rt, texts)
     import torch
 
     if kind == "bi":
-        model = Passages(settings.embed_model, rt)
+        model = Passages(settings.embed_model, rt, autocast)
         model.passages(texts, 32)  # warm
         run = lambda: model.passages(texts, 32)  # noqa: E731
     else:

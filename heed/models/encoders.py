@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from heed.errors import ModelNotFound
 from heed.models.batching import length_sorted_batches
-from heed.models.precision import autocast, int8_copy
+from heed.models.precision import autocast, bf16_model, int8_copy
 from heed.settings import ModelRuntime, Resolved
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class BiEncoder:
 
     ``runtime.backend`` picks torch or ONNX Runtime; both tokenise, pool and normalise the same
     way, so an index built on one backend answers queries embedded on the other.
-    ``runtime.embed_precision``: fp32; bf16 embeds passages on torch under bf16 autocast (queries,
+    ``runtime.embed_precision``: fp32; bf16 embeds passages on torch with bf16 weights (queries,
     short and latency-bound, stay fp32: the vectors agree to cosine 0.9999); int8 embeds both
     (ONNX Runtime int8, or torch dynamic int8 on the torch backend): its vectors are its own.
     """
@@ -100,6 +100,7 @@ class BiEncoder:
         location = resolve_model(name)
         self._location = location
         self.model: Any = None
+        self._bf16: Any = None  # the passage model in bf16, made on first use
         self._onnx: OnnxSentenceEncoder | None = None
         try:
             if runtime.backend == "onnx":
@@ -109,9 +110,7 @@ class BiEncoder:
                 self.dim = self._onnx.dim
                 self.max_tokens = self._onnx.max_seq_length
             else:
-                from sentence_transformers import SentenceTransformer
-
-                self.model = SentenceTransformer(location, device="cpu")
+                self.model = self._load_torch()
                 if runtime.embed_precision == "int8":
                     self.model = int8_copy(self.model)
                 self.dim = int(self.model.get_embedding_dimension())
@@ -187,17 +186,31 @@ class BiEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._torch_lock:  # on ONNX, queries are not held up by a long write here
-            if self.model is None:
-                from sentence_transformers import SentenceTransformer
-
-                self.model = SentenceTransformer(self._location, device="cpu")
-            with autocast(precision):
-                vecs = self.model.encode(
-                    texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=False
-                )
+            vecs = self._torch_model(precision).encode(
+                texts, batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=False
+            )
         vecs = vecs.float().numpy()  # normalised in fp32, whatever the model's precision
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def _torch_model(self, precision: Resolved) -> Any:
+        """The sentence-transformers model that embeds in ``precision`` (int8: ``self.model`` is
+        already the quantised copy)."""
+        if precision != "bf16":
+            if self.model is None:
+                self.model = self._load_torch()
+            return self.model
+        if self._bf16 is None:
+            if self.model is None:  # on ONNX, torch serves bf16 passages alone: no fp32 copy kept
+                self._bf16 = bf16_model(self._load_torch(), copy_first=False)
+            else:
+                self._bf16 = bf16_model(self.model)
+        return self._bf16
+
+    def _load_torch(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(self._location, device="cpu")
 
     def _encode(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
         if self._onnx is None:

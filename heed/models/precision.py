@@ -150,13 +150,26 @@ def torch_capability() -> str | None:
 
 
 def autocast(precision: Resolved) -> AbstractContextManager[Any]:
-    """bf16: ``torch.autocast`` on the CPU, so oneDNN runs Linear layers and attention matmuls in
-    bf16 (LayerNorm, softmax and pooling stay fp32); a no-op for the other precisions."""
+    """bf16 for the re-ranker on torch: ``torch.autocast`` on the CPU, so oneDNN runs Linear
+    layers and attention matmuls in bf16 (LayerNorm, softmax and pooling stay fp32; the gated
+    model's masks are built for its dtype); a no-op for the other precisions."""
     if precision != "bf16":
         return contextlib.nullcontext()
     import torch
 
     return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def bf16_model(module: Any, copy_first: bool = True) -> Any:
+    """The module with bf16 weights, for the bf16 passage path: oneDNN's bf16 matmuls read them as
+    they are. Under ``torch.autocast`` instead, every Linear casts its input and weights and every
+    LayerNorm casts back: those copies were 27% of the CPU time (torch profiler, 64 passages), and
+    bf16 weights embed 1.4x faster than autocast, at cosine >= 0.9999 to fp32. Kernels still
+    accumulate in fp32; ``copy_first=False`` converts in place (a model loaded for this alone)."""
+    import torch
+
+    model = copy.deepcopy(module) if copy_first else module
+    return model.to(torch.bfloat16).eval()
 
 
 def int8_copy(module: Any) -> Any:

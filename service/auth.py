@@ -70,7 +70,9 @@ def is_reader_key(key: str, request: Request) -> bool:
     return any(k is not None and _same(key, k) for k in (settings.read_key, settings.admin_key))
 
 
-def require_admin(request: Request, credentials: Credentials) -> None:
+# The checks are async: they only compare strings, and a sync dependency costs every request a
+# trip through the threadpool.
+async def require_admin(request: Request, credentials: Credentials) -> None:
     """Document writes and admin routes: the admin key, and none configured means disabled."""
     key = request.app.state.settings.admin_key
     if key is None:
@@ -92,7 +94,7 @@ def check_reader(request: Request) -> None:
     _check(request, settings.read_key, "search")
 
 
-def require_reader(request: Request, credentials: Credentials) -> None:
+async def require_reader(request: Request, credentials: Credentials) -> None:
     check_reader(request)
 
 
@@ -103,7 +105,7 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
-def require_page_reader(request: Request) -> None:
+async def require_page_reader(request: Request) -> None:
     """Like ``require_reader``, but a browser without a session is sent to the login form."""
     try:
         check_reader(request)

@@ -202,7 +202,7 @@ def test_live_server_switches_to_a_new_generation_between_requests(writable_sett
 
 
 def test_metrics_count_requests_by_route_and_time_search_stages(client):
-    client.post("/search", json={"query": "parse a date string"})
+    client.post("/search", json={"query": "parse a date string", "rerank": True})
     client.get("/documents/no-such-doc")
     text = client.get("/metrics").text
     assert 'heed_requests_total{method="POST",route="/search",status="200"}' in text

@@ -170,6 +170,17 @@ def test_every_precision_embeds_close_to_fp32():
         assert (vecs * reference).sum(1).min() >= MIN_COSINE[label], label
 
 
+def test_bf16_passages_run_on_bf16_weights_without_an_fp32_torch_copy_on_onnx():
+    import torch
+
+    runtime = dataclasses.replace(FP32, backend="onnx", embed_precision="bf16")
+    encoder = BiEncoder(Settings().embed_model, runtime)
+    encoder.encode_passages(TEXTS[:2])
+    # the casts of torch.autocast cost more than the bf16 matmuls save; bf16 weights do not cast
+    assert {p.dtype for p in encoder._bf16.parameters()} == {torch.bfloat16}
+    assert encoder.model is None  # queries embed on ONNX Runtime: no fp32 torch model is kept
+
+
 def test_every_precision_reranks_like_fp32():
     name = Settings().rerank_model
     reference = Reranker(name, FP32).score(TEXTS[0], PASSAGES)

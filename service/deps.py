@@ -11,13 +11,14 @@ from search.searcher import Searcher
 from service.engine import Engine
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
+    """Async: a sync dependency costs every request a trip through the threadpool."""
     return request.app.state.engine
 
 
 def get_searcher(request: Request) -> Iterator[Searcher]:
     """The live searcher, leased until the response is done (see Engine.lease)."""
-    with get_engine(request).lease() as searcher:
+    with request.app.state.engine.lease() as searcher:
         yield searcher
 
 

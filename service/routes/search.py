@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
 
 from heed.settings import Mode
 from search.hits import Hit, Outcome
 from search.long_queries import unquoted
+from search.searcher import Searcher
 from service.auth import require_reader
-from service.deps import SearcherDep
+from service.deps import EngineDep
 from service.errors import invalid_field
 from service.limits import model_slot
 from service.schemas import (
@@ -27,9 +29,27 @@ router = APIRouter(tags=["search"], dependencies=[Depends(require_reader)])
 ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
+class ModelJSON(Response):
+    """A response model as pydantic-core's own JSON. Returning the model would have FastAPI
+    validate it again and encode it through ``jsonable_encoder``: 1.1 ms for ten results against
+    0.03 ms, a tenth of a dense search. ``response_model`` still documents the body."""
+
+    media_type = "application/json"
+
+    def __init__(self, model: BaseModel) -> None:
+        super().__init__(model.model_dump_json())
+
+
 @router.post("/search", response_model=SearchResponse, responses=ERRORS)
-def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> SearchResponse:
+def search(body: SearchRequest, engine: EngineDep, request: Request) -> Response:
     """Passages most relevant to a plain-language query, best first."""
+    # Leased here rather than by SearcherDep: a sync generator dependency enters and leaves in
+    # threadpool trips of its own, and the lease need not outlive the serialised body.
+    with engine.lease() as searcher:
+        return _search(body, searcher, request)
+
+
+def _search(body: SearchRequest, searcher: Searcher, request: Request) -> Response:
     started = time.perf_counter()
     settings = searcher.settings
     if body.candidates is not None and body.candidates > settings.max_candidates:
@@ -54,12 +74,12 @@ def search(body: SearchRequest, searcher: SearcherDep, request: Request) -> Sear
             rerank_weight=body.rerank_weight,
         )
     request.app.state.metrics.observe_search(outcome.timings_ms)
-    return to_response(outcome, started, searcher.generation)
+    return ModelJSON(to_response(outcome, started, searcher.generation))
 
 
 @router.get("/search", response_model=SearchResponse, responses=ERRORS)
 def search_get(
-    searcher: SearcherDep,
+    engine: EngineDep,
     request: Request,
     q: Annotated[str, Query(min_length=1, description=QUERY_DESCRIPTION)],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -67,12 +87,12 @@ def search_get(
     rerank: bool | None = None,
     explain: bool = False,
     min_relevance: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
-) -> SearchResponse:
+) -> Response:
     """The same search for a browser or curl: ``/search?q=...&k=5``."""
     body = SearchRequest(
         query=q, k=k, mode=mode, rerank=rerank, explain=explain, min_relevance=min_relevance
     )
-    return search(body, searcher, request)
+    return search(body, engine, request)
 
 
 def to_result(h: Hit, explain_method: str | None = None) -> SearchResult:

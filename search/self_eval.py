@@ -33,7 +33,8 @@ _SENTENCE = re.compile(
     r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|(?<=\s[.!?])\s+|\n\s*\n|(?<=[。！？])\s*"
 )
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-# A CJK character counts as a word (no spaces to count by), as in heed.scripts.
+# A CJK character counts as a word (no spaces to count by), as in heed.scripts; unlike there,
+# digits count too (query lengths were always counted that way), so the two stay separate.
 _WORD = re.compile(rf"[{CJK_RANGES}]|(?:(?![{CJK_RANGES}])\w)+", re.UNICODE)
 
 

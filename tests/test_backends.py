@@ -60,6 +60,33 @@ def test_onnx_bi_encoder_vectors_match_torch():
     assert onnx.max_tokens == 256 and onnx.dim == 384
 
 
+def test_the_bi_encoder_graph_has_one_fused_attention_node_per_layer():
+    import onnx
+
+    from heed.models.encoders import resolve_model
+    from heed.models.onnx_models import _export_sentence_transformer
+
+    location = resolve_model(SETTINGS.embed_model)
+    path = cached_model(
+        "bi", location, ONNX, lambda out: _export_sentence_transformer(location, out)
+    )
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("Attention") == 6 and ops.count("SkipLayerNormalization") == 12
+    assert len(ops) < 100  # the unfused export has ~690 nodes, most of them shape plumbing
+
+
+def test_an_architecture_the_fusion_was_not_checked_on_keeps_its_graph_as_exported(tmp_path):
+    from types import SimpleNamespace
+
+    from heed.models.onnx_models import _fuse_attention
+
+    raw, out = tmp_path / "raw.onnx", tmp_path / "out.onnx"
+    raw.write_bytes(b"an mpnet graph")
+    mpnet = SimpleNamespace(config=SimpleNamespace(model_type="mpnet"))
+    _fuse_attention(raw, out, mpnet)
+    assert out.read_bytes() == b"an mpnet graph"
+
+
 def test_fp32_onnx_embeds_passages_on_torch_and_int8_on_its_own_model():
     onnx = BiEncoder(SETTINGS.embed_model, ONNX)
     assert onnx.model is None

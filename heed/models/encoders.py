@@ -173,9 +173,10 @@ class BiEncoder:
         return out
 
     def _passages_on_torch(self) -> bool:
-        """Long passages embed faster on torch than on fp32 ONNX Runtime (52.9 vs 37 passages/s,
-        ``bench/onnx_backends.py``), and fp32 vectors of both agree (cosine 0.9999), so an fp32
-        ONNX bi-encoder embeds queries on ONNX and passages on torch (bf16 too: ONNX Runtime has
+        """Long passages embedded faster on torch than on fp32 ONNX Runtime (52.9 vs 37
+        passages/s, ``bench/onnx_backends.py``); with fused attention the two are about even
+        (README, "Backends"), and fp32 vectors of both agree (cosine 0.9999), so an fp32 ONNX
+        bi-encoder still embeds queries on ONNX and passages on torch (bf16 too: ONNX Runtime has
         no bf16 kernels on x86 CPUs). An int8 model must embed both itself: its vectors are its own.
         """
         return self._onnx is not None and not self.runtime.quantized("bi")

@@ -129,6 +129,7 @@ def test_document_by_id_with_passage_spans(client):
         ),
         ("post", "/search", ["not", "an", "object"], 422, "invalid_request"),
         ("get", "/search?q=", None, 422, "invalid_request"),
+        ("get", "/search?q=%1C", None, 422, "invalid_request"),  # whitespace to str.strip()
         ("get", "/documents/no-such-doc", None, 404, "document_not_found"),
         ("get", "/no-such-route", None, 404, "not_found"),
         ("delete", "/search", None, 405, "method_not_allowed"),
@@ -140,6 +141,13 @@ def test_errors_are_json_with_the_right_status(client, method, path, payload, st
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert error["code"] == code and error["message"]
+
+
+def test_a_whitespace_only_get_query_names_the_q_parameter(client):
+    r = client.get("/search", params={"q": " \x1f "})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["message"].startswith("query.q: query is empty or whitespace")
 
 
 def test_unknown_filter_field_message_lists_known_fields(client):

@@ -6,7 +6,8 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from heed.settings import Mode
 from search.hits import Hit, Outcome
@@ -89,10 +90,21 @@ def search_get(
     min_relevance: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
 ) -> Response:
     """The same search for a browser or curl: ``/search?q=...&k=5``."""
-    body = SearchRequest(
-        query=q, k=k, mode=mode, rerank=rerank, explain=explain, min_relevance=min_relevance
-    )
+    try:
+        body = SearchRequest(
+            query=q, k=k, mode=mode, rerank=rerank, explain=explain, min_relevance=min_relevance
+        )
+    except ValidationError as exc:
+        # The parameters passed their own checks, but the body model checks more (a query of
+        # whitespace only, such as "\x1c"): the 422 a POST gets, naming the query parameter.
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *map(_param, e["loc"]))} for e in exc.errors()]
+        ) from None
     return search(body, engine, request)
+
+
+def _param(field: str | int) -> str | int:
+    return "q" if field == "query" else field
 
 
 def to_result(h: Hit, explain_method: str | None = None) -> SearchResult:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -175,10 +174,7 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # The quantiser logs advice and per-tensor notes on the root logger; not for heed's users.
-    quiet = logging.Filter("heed")
-    logging.getLogger().addFilter(quiet)
-    try:
+    with _onnxruntime_quiet():
         quantize_dynamic(
             fp32,
             out,
@@ -187,8 +183,28 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
             # ONNX's shape inference cannot type the outputs of fused (contrib) nodes.
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
+
+
+class _NotOnnxRuntime(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}onnxruntime{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def _onnxruntime_quiet() -> Iterator[None]:
+    """ONNX Runtime's quantiser logs advice on the root logger and its optimiser progress on
+    loggers of its own, which reach the root's handlers: the filter sits on both, so neither
+    shows in heed's output (a logger's own filter never sees records its children pass up)."""
+    quiet = _NotOnnxRuntime()
+    root = logging.getLogger()
+    targets: list[logging.Filterer] = [root, *root.handlers]
+    for target in targets:
+        target.addFilter(quiet)
+    try:
+        yield
     finally:
-        logging.getLogger().removeFilter(quiet)
+        for target in targets:
+            target.removeFilter(quiet)
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -262,17 +278,15 @@ def _export_sentence_transformer(location: str, out: Path, fused: bool = True) -
 
 def _fuse_attention(raw: Path, out: Path, transformer: Any) -> None:
     """ONNX Runtime's transformer optimiser on a BERT-like export (attention, skip layer norm,
-    bias GELU); the graph as exported where not every layer's attention fuses (another
-    architecture): a partly fused graph would be a new, untested computation."""
+    bias GELU) into ``out``; where not every layer's attention fuses (another architecture),
+    ``raw`` itself is moved there: a partly fused graph would be a new, untested computation."""
     config: Any = getattr(transformer, "config", None)
     if getattr(config, "model_type", None) not in FUSABLE:
-        shutil.copyfile(raw, out)
+        os.replace(raw, out)
         return
     from onnxruntime.transformers.optimizer import optimize_model
 
-    quiet = logging.Filter("heed")  # the optimiser logs its progress on the root logger
-    logging.getLogger().addFilter(quiet)
-    try:
+    with _onnxruntime_quiet():  # the optimiser, its statistics and its save all log
         fused = optimize_model(
             str(raw),
             model_type="bert",
@@ -280,13 +294,11 @@ def _fuse_attention(raw: Path, out: Path, transformer: Any) -> None:
             hidden_size=config.hidden_size,
             opt_level=0,
         )
-    finally:
-        logging.getLogger().removeFilter(quiet)
-    if fused.get_fused_operator_statistics().get("Attention") != config.num_hidden_layers:
-        log.info("attention did not fuse in %s; keeping the graph as exported", raw.name)
-        shutil.copyfile(raw, out)
-        return
-    fused.save_model_to_file(str(out))
+        if fused.get_fused_operator_statistics().get("Attention") == config.num_hidden_layers:
+            fused.save_model_to_file(str(out))
+            return
+    log.info("attention did not fuse in %s; keeping the graph as exported", raw.name)
+    os.replace(raw, out)
 
 
 def _export_gated_cross_encoder(location: str, out: Path) -> None:
